@@ -1,0 +1,330 @@
+/* main.c - ringstord: process setup, one io_uring reactor thread per CPU,
+ * portals, the control socket, and clean shutdown on SIGTERM/SIGINT.
+ *
+ * Threads: N reactors (the data path, never blocking) + the control thread
+ * (ringstoradm requests) + this main thread, which only waits for signals. */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "core/control.h"
+#include "core/log.h"
+#include "core/reactor.h"
+#include "core/version.h"
+#include "target/iscsi.h"
+#include "target/registry.h"
+
+#define DEFAULT_CONFIG  "/etc/ringstor/ringstor.conf"
+#define DEFAULT_CONTROL "/run/ringstor/ringstord.sock"
+#define RING_ENTRIES    1024
+
+struct reactor_thread {
+	struct reactor r;
+	pthread_t tid;
+	atomic_int idle;        /* answer of the last idle poll: -1 unknown, 0 busy, 1 idle */
+	int *listen_fds;
+	int nlisten;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ringstord [options]\n"
+		"  -f, --foreground           stay in the foreground, log to stderr\n"
+		"  -c, --config FILE          libconfig file (default " DEFAULT_CONFIG ")\n"
+		"  -C, --control-socket PATH  control socket (default " DEFAULT_CONTROL ")\n"
+		"      --iscsi-portal ADDR:PORT  listen here (repeatable; overrides the config)\n"
+		"  -t, --threads N            reactor threads (default: online CPUs)\n"
+		"  -l, --log-level LEVEL      error|warning|notice|info|debug\n"
+		"      --check-config         validate the configuration and exit\n"
+		"  -V, --version              print the version\n"
+		"  -h, --help                 this text\n");
+}
+
+static int open_listener(const struct iscsi_portal *p)
+{
+	int one = 1;
+	int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* SO_REUSEPORT: every reactor gets its own listening socket on the same
+	 * portal and the kernel spreads connections among them, so a connection
+	 * lives on one reactor without any hand-off between threads. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (p->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&p->addr, p->addrlen) < 0)
+		goto fail;
+	if (listen(fd, 1024) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+struct listen_task {
+	struct reactor_thread *rt;
+};
+
+static void listen_on_reactor(void *arg)
+{
+	struct reactor_thread *rt = arg;
+	for (int i = 0; i < rt->nlisten; i++) {
+		int ret = iscsi_reactor_listen(&rt->r, rt->listen_fds[i]);
+		if (ret < 0)
+			log_err("reactor %d: cannot accept: %s", rt->r.id, strerror(-ret));
+	}
+}
+
+static void shutdown_on_reactor(void *arg)
+{
+	struct reactor_thread *rt = arg;
+	iscsi_reactor_shutdown(&rt->r);
+}
+
+static void poll_idle(void *arg)
+{
+	struct reactor_thread *rt = arg;
+	atomic_store(&rt->idle, iscsi_reactor_idle(&rt->r) ? 1 : 0);
+}
+
+static void *reactor_main(void *arg)
+{
+	struct reactor_thread *rt = arg;
+	reactor_run(&rt->r);
+	return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_PORTAL = 256, OPT_CHECK };
+	static const struct option opts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "control-socket", required_argument, NULL, 'C' },
+		{ "iscsi-portal", required_argument, NULL, OPT_PORTAL },
+		{ "threads", required_argument, NULL, 't' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *control_path = NULL, *log_level = NULL;
+	struct iscsi_portal cli_portals[CONFIG_MAX_PORTALS];
+	int ncli_portals = 0, threads = -1, c;
+	bool foreground = false, check_only = false;
+	static struct rs_config cfg;
+	char err[512];
+
+	while ((c = getopt_long(argc, argv, "fc:C:t:l:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': foreground = true; break;
+		case 'c': config_path = optarg; break;
+		case 'C': control_path = optarg; break;
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 256) {
+				fprintf(stderr, "ringstord: --threads: expected 1..256, got '%s'\n", optarg);
+				return 2;
+			}
+			threads = (int)v;
+			break;
+		}
+		case 'l':
+			if (rs_log_parse_level(optarg) < 0) {
+				fprintf(stderr, "ringstord: --log-level: unknown level '%s'\n", optarg);
+				return 2;
+			}
+			log_level = optarg;
+			break;
+		case OPT_PORTAL:
+			if (ncli_portals == CONFIG_MAX_PORTALS) {
+				fprintf(stderr, "ringstord: at most %d portals\n", CONFIG_MAX_PORTALS);
+				return 2;
+			}
+			if (config_parse_portal(optarg, &cli_portals[ncli_portals], err, sizeof(err)) < 0) {
+				fprintf(stderr, "ringstord: --iscsi-portal %s: %s\n", optarg, err);
+				return 2;
+			}
+			ncli_portals++;
+			break;
+		case OPT_CHECK: check_only = true; break;
+		case 'V': printf("ringstord %s\n", RINGSTOR_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringstord: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	/* A missing *default* config means "start empty, configure with
+	 * ringstoradm" like tgtd; a missing explicit one is an error. */
+	if (!config_path && access(DEFAULT_CONFIG, F_OK) == 0)
+		config_path = DEFAULT_CONFIG;
+	if (config_path) {
+		if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringstord: %s\n", err);
+			return 1;
+		}
+	} else if (config_load_string("", "(built-in empty)", &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringstord: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: OK (%d targets, %d portals)\n", config_path ? config_path : "(none)",
+		       cfg.ntargets, cfg.nportals);
+		config_free(&cfg);
+		return 0;
+	}
+
+	if (!log_level && cfg.log_level[0])
+		log_level = cfg.log_level;
+	rs_log_init("ringstord", foreground,
+		    log_level ? (enum rs_log_level)rs_log_parse_level(log_level) : RS_LOG_NOTICE);
+	if (ncli_portals) {
+		memcpy(cfg.portals, cli_portals, sizeof(cli_portals[0]) * ncli_portals);
+		cfg.nportals = ncli_portals;
+	}
+	if (cfg.nportals == 0) {
+		config_parse_portal("0.0.0.0:3260", &cfg.portals[0], err, sizeof(err));
+		cfg.nportals = 1;
+	}
+	if (threads < 0)
+		threads = cfg.threads > 0 ? cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 1)
+		threads = 1;
+	if (!control_path)
+		control_path = cfg.control_socket[0] ? cfg.control_socket : DEFAULT_CONTROL;
+
+	/* Block the signals in every thread; this thread takes them with sigwait.
+	 * SIGPIPE is ignored: a vanished peer shows up as -EPIPE on its send. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (reg_init() < 0 || iscsi_init(&cfg.iscsi, cfg.portals, cfg.nportals) < 0) {
+		log_err("initialisation failed");
+		return 1;
+	}
+	if (config_apply(&cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+
+	struct reactor_thread *rts = calloc((size_t)threads, sizeof(*rts));
+	if (!rts)
+		return 1;
+	for (int i = 0; i < threads; i++) {
+		struct reactor_thread *rt = &rts[i];
+		int ret = reactor_init(&rt->r, i, RING_ENTRIES);
+		if (ret < 0) {
+			log_err("io_uring setup failed: %s", strerror(-ret));
+			return 1;
+		}
+		rt->listen_fds = calloc((size_t)cfg.nportals, sizeof(int));
+		for (int p = 0; p < cfg.nportals; p++) {
+			int fd = open_listener(&cfg.portals[p]);
+			if (fd < 0) {
+				log_err("cannot listen on portal %s: %s", cfg.portals[p].text, strerror(-fd));
+				return 1;
+			}
+			rt->listen_fds[rt->nlisten++] = fd;
+		}
+		atomic_init(&rt->idle, -1);
+		reactor_post(&rt->r, listen_on_reactor, rt);
+	}
+
+	if (control_start(control_path) < 0)
+		return 1;
+
+	if (!foreground && daemon(0, 0) < 0) {
+		log_err("daemon: %s", strerror(errno));
+		return 1;
+	}
+
+	for (int i = 0; i < threads; i++) {
+		if (pthread_create(&rts[i].tid, NULL, reactor_main, &rts[i]) != 0) {
+			log_err("cannot start reactor thread %d", i);
+			return 1;
+		}
+	}
+	for (int p = 0; p < cfg.nportals; p++)
+		log_notice("iSCSI portal %s", cfg.portals[p].text);
+	log_notice("ringstord %s ready: %d reactor%s, control socket %s", RINGSTOR_VERSION,
+		   threads, threads > 1 ? "s" : "", control_path);
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_notice("SIGHUP: configuration reload is not implemented yet; ignored");
+			continue;
+		}
+		log_notice("signal %d: shutting down", sig);
+		break;
+	}
+
+	/* Clean shutdown: stop accepting, let in-flight commands (writes above
+	 * all) finish on their reactors, then stop the loops and close stores. */
+	control_stop();
+	for (int i = 0; i < threads; i++)
+		reactor_post(&rts[i].r, shutdown_on_reactor, &rts[i]);
+	for (int waited = 0; waited < 10000; waited += 20) {
+		int idle = 0;
+		for (int i = 0; i < threads; i++) {
+			atomic_store(&rts[i].idle, -1);
+			reactor_post(&rts[i].r, poll_idle, &rts[i]);
+		}
+		sleep_ms(20);
+		for (int i = 0; i < threads; i++)
+			idle += atomic_load(&rts[i].idle) == 1;
+		if (idle == threads)
+			break;
+	}
+	for (int i = 0; i < threads; i++)
+		reactor_stop(&rts[i].r);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(rts[i].tid, NULL);
+		for (int p = 0; p < rts[i].nlisten; p++)
+			close(rts[i].listen_fds[p]);
+		reactor_fini(&rts[i].r);
+		free(rts[i].listen_fds);
+	}
+	reg_shutdown();
+	config_free(&cfg);
+	free(rts);
+	unlink(control_path);
+	log_notice("stopped");
+	return 0;
+}

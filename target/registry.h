@@ -1,0 +1,96 @@
+/* registry.h - the target/LUN/ACL/session registry shared by the iSCSI fabric,
+ * the config loader and the control socket.
+ *
+ * Thread safety: every function takes the registry lock itself.  The data path
+ * never holds it: a session keeps a reference to its target
+ * (reg_target_put() drops it) and takes a LUN reference per command through
+ * reg_target_lun_get(), which only read-locks the target's LUN table.
+ * All errors are -errno with a human message in err (when err != NULL):
+ * -EEXIST, -ENOENT, -EBUSY (target has sessions), -EINVAL (bad argument).
+ */
+#ifndef RS_REGISTRY_H
+#define RS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "../backend/backend.h"
+#include "scsi.h"
+
+#define REG_NAME_MAX 224   /* iSCSI names are at most 223 bytes (RFC 7143 4.2.7.1) */
+
+struct iscsi_target;        /* opaque outside registry.c */
+
+/* A session as the registry shows it (I_T nexus information). */
+struct reg_session_info {
+	uint64_t nexus_id;
+	uint16_t tsih;
+	uint8_t isid[6];
+	char initiator[REG_NAME_MAX];
+	char alias[256];
+	char peer_addr[64];     /* "ip:port" of the first connection */
+	char params[512];       /* negotiated parameters, "Key=Value\n"... */
+	/* Asked by the control thread to close the session (thread-safe; runs the
+	 * close on the session's reactor).  May be NULL. */
+	void (*kill)(void *ctx);
+	void *kill_ctx;
+};
+
+struct reg_lun_spec {
+	uint64_t lun;
+	const char *path;       /* backing path ("" / NULL for null backend) */
+	const char *bstype;     /* "file" (default; also block devices), "null" */
+	struct bstore_params bs;
+	struct scsi_lu_params lu;
+};
+
+int reg_init(void);
+void reg_shutdown(void);      /* deletes everything; closes backing stores */
+
+/* ---- control plane (tgtadm verbs) ---- */
+int reg_target_new(int tid, const char *iqn, char *err, size_t errlen);
+int reg_target_delete(int tid, bool force, char *err, size_t errlen);
+int reg_lun_new(int tid, const struct reg_lun_spec *spec, char *err, size_t errlen);
+int reg_lun_delete(int tid, uint64_t lun, char *err, size_t errlen);
+/* -I: address ACL ("ALL", address, CIDR); -Q: initiator name ACL. */
+int reg_bind_addr(int tid, const char *spec, char *err, size_t errlen);
+int reg_unbind_addr(int tid, const char *spec, char *err, size_t errlen);
+int reg_bind_initiator(int tid, const char *iqn, char *err, size_t errlen);
+int reg_unbind_initiator(int tid, const char *iqn, char *err, size_t errlen);
+/* Re-read the backing size of a LUN (online resize); UA 2A/09 to its nexuses. */
+int reg_lun_refresh(int tid, uint64_t lun, char *err, size_t errlen);
+
+/* tgtadm --op show layouts (text) or JSON; tid < 0 = all targets. */
+void reg_show_targets(FILE *out, int tid, bool json);
+void reg_show_sys(FILE *out, bool json);
+
+/* ---- fabric side ---- */
+/* Target by IQN with a reference, or NULL. */
+struct iscsi_target *reg_target_get(const char *iqn);
+void reg_target_put(struct iscsi_target *t);
+const char *reg_target_name(const struct iscsi_target *t);
+int reg_target_tid(const struct iscsi_target *t);
+/* ACL (tgt semantics): admitted if the peer address matches a bound address
+ * OR the initiator name matches a bound name; no ACL at all admits nobody. */
+bool reg_target_permits(struct iscsi_target *t, const struct sockaddr *peer,
+			const char *initiator);
+/* LU with a reference (scsi_lu_put() to drop), or NULL. */
+struct scsi_lu *reg_target_lun_get(struct iscsi_target *t, uint64_t lun);
+/* Sorted LUN numbers; returns total count (may exceed max). */
+int reg_target_luns(struct iscsi_target *t, uint64_t *luns, int max);
+/* Call fn for every target the peer/initiator is permitted to see (SendTargets). */
+void reg_foreach_permitted(const struct sockaddr *peer, const char *initiator,
+			   void (*fn)(const char *iqn, void *arg), void *arg);
+/* Register/unregister a session for show and for UA fan-out. */
+int reg_session_add(struct iscsi_target *t, const struct reg_session_info *info);
+void reg_session_del(struct iscsi_target *t, uint64_t nexus_id);
+/* Queue a UA on LU `lun` for every session nexus of the target except
+ * except_nexus (0 = none).  lun == UINT64_MAX: every LU of the target. */
+void reg_target_ua(struct iscsi_target *t, uint64_t lun, uint64_t except_nexus,
+		   uint8_t asc, uint8_t ascq);
+/* New daemon-unique nexus id (never 0). */
+uint64_t reg_new_nexus_id(void);
+
+#endif

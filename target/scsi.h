@@ -1,0 +1,168 @@
+/* scsi.h - the SCSI core: SPC-4 / SBC-3 block device emulation.
+ *
+ * The fabric (iSCSI today) hands the core a struct scsi_cmd with the CDB, the
+ * logical unit it addresses (or NULL) and any Data-Out payload it already
+ * collected, then calls scsi_cmd_execute().  The core never sees a PDU; the
+ * backend never sees a CDB.  Completion is one callback, cmd->done(cmd), run
+ * on cmd->r's thread (possibly from inside scsi_cmd_execute() for commands
+ * that need no I/O).  After done() the fabric reads status/sense/data_in and
+ * finally calls scsi_cmd_release().
+ *
+ * Sense is fixed format (SPC-4 4.5.3), built in one place from a
+ * (key, asc, ascq) triple.
+ */
+#ifndef RS_SCSI_H
+#define RS_SCSI_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../backend/backend.h"
+#include "../core/reactor.h"
+
+/* SAM-5 status codes */
+#define SAM_STAT_GOOD                 0x00
+#define SAM_STAT_CHECK_CONDITION      0x02
+#define SAM_STAT_CONDITION_MET        0x04
+#define SAM_STAT_BUSY                 0x08
+#define SAM_STAT_RESERVATION_CONFLICT 0x18
+#define SAM_STAT_TASK_SET_FULL        0x28
+#define SAM_STAT_ACA_ACTIVE           0x30
+#define SAM_STAT_TASK_ABORTED         0x40
+
+/* sense keys (SPC-4 table 48) */
+#define SK_NO_SENSE        0x0
+#define SK_RECOVERED_ERROR 0x1
+#define SK_NOT_READY       0x2
+#define SK_MEDIUM_ERROR    0x3
+#define SK_HARDWARE_ERROR  0x4
+#define SK_ILLEGAL_REQUEST 0x5
+#define SK_UNIT_ATTENTION  0x6
+#define SK_DATA_PROTECT    0x7
+#define SK_ABORTED_COMMAND 0xb
+#define SK_MISCOMPARE      0xe
+
+#define SCSI_SENSE_MAX 96
+#define SCSI_CDB_MAX   32
+
+/* An I_T nexus (SAM-5 4.7): the initiator port as a printable name
+ * ("iqn...,i,0x<isid>") and a daemon-unique id used for UA/PR bookkeeping. */
+struct scsi_nexus {
+	uint64_t id;
+	char initiator_port[300];
+	uint16_t target_port_id;   /* relative target port identifier (1-based) */
+};
+
+/* A pending unit attention for one nexus (SAM-5 5.14). */
+struct scsi_ua {
+	uint64_t nexus_id;
+	uint8_t asc, ascq;
+	struct scsi_ua *next;
+};
+
+struct scsi_lu_params {
+	const char *vendor;        /* default "RINGSTOR" */
+	const char *product;       /* default "VIRTUAL-DISK" */
+	const char *revision;      /* default "0001" */
+	const char *serial;        /* NULL: derived from naa_seed */
+	const char *naa_seed;      /* e.g. "<target iqn>/<lun>"; hashed into NAA + serial */
+	bool readonly;
+};
+
+struct scsi_lu {
+	uint64_t lun;
+	struct bstore *bs;         /* owned: closed when the last ref goes */
+	uint32_t block_size;       /* logical block, bytes */
+	_Atomic uint64_t nr_blocks;
+
+	char vendor[9], product[17], revision[5];
+	char serial[33];
+	uint8_t naa[16];           /* NAA 6 (IEEE Registered Extended) designator */
+
+	_Atomic bool write_cache;  /* caching mode page WCE; false => every write is FUA */
+	bool readonly;
+	bool removal_prevented;    /* PREVENT ALLOW MEDIUM REMOVAL state (informational) */
+
+	atomic_int refcnt;
+	pthread_mutex_t lock;      /* protects ua_list */
+	struct scsi_ua *ua_list;
+};
+
+struct scsi_cmd {
+	/* ---- set by the fabric before scsi_cmd_execute() ---- */
+	uint8_t cdb[SCSI_CDB_MAX];
+	uint8_t cdb_len;
+	uint64_t lun;              /* LUN number as addressed (SAM-5 4.6 decoded) */
+	struct scsi_lu *lu;        /* NULL: no such LU (the core answers per SPC-4) */
+	const struct scsi_nexus *nexus;
+	struct reactor *r;
+	uint8_t task_attr;         /* SIMPLE/ORDERED/HEAD/ACA (informational) */
+	uint8_t *data_out;         /* Data-Out payload collected by the fabric */
+	uint32_t data_out_len;
+	uint32_t expected_len;     /* initiator's Expected Data Transfer Length */
+	void (*done)(struct scsi_cmd *cmd);
+	void *fabric_priv;
+
+	/* ---- set by the core ---- */
+	uint8_t status;            /* SAM_STAT_* */
+	uint8_t sense[SCSI_SENSE_MAX];
+	uint8_t sense_len;
+	uint8_t *data_in;          /* Data-In payload, owned by the core */
+	uint32_t data_in_len;      /* bytes the command produced (before EDTL clipping) */
+	/* Bytes the CDB asks to move in its data direction (0 if none).  The fabric
+	 * computes iSCSI residuals from expected_len vs xfer_len (RFC 7143 11.4.5). */
+	uint32_t xfer_len;
+	bool xfer_is_write;
+
+	/* ---- core private ---- */
+	struct bio bio;
+	int stage;
+	uint64_t lba;
+	uint32_t nr_blocks;
+	bool fua;
+	void *scratch;
+};
+
+/* Execute the command; completion through cmd->done(cmd) exactly once. */
+void scsi_cmd_execute(struct scsi_cmd *cmd);
+/* Free what the core allocated for cmd (data_in, scratch).  Safe to call twice. */
+void scsi_cmd_release(struct scsi_cmd *cmd);
+
+/* Set CHECK CONDITION with fixed-format sense (SPC-4 4.5.3). */
+void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq);
+/* Same, with INFORMATION / SKSV field pointer variants for ILLEGAL REQUEST:
+ * field pointer (byte, bit) into the CDB (cd=true) or parameter list. */
+void scsi_set_sense_field(struct scsi_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq,
+			  bool cd, uint16_t byte, int bit);
+/* Build fixed-format sense into buf (>= 18 bytes); returns its length. */
+unsigned scsi_build_sense(uint8_t *buf, uint8_t key, uint8_t asc, uint8_t ascq);
+
+/* Map a backend -errno to sense (EIO -> MEDIUM ERROR 11/00, ENOSPC -> DATA
+ * PROTECT 27/07 SPACE ALLOCATION FAILED WRITE PROTECT, EROFS -> 27/00 ...). */
+void scsi_set_errno_sense(struct scsi_cmd *cmd, int err, bool is_write);
+
+/* Logical units.  create: takes ownership of bs on success. */
+struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scsi_lu_params *p);
+void scsi_lu_get(struct scsi_lu *lu);
+void scsi_lu_put(struct scsi_lu *lu);
+/* Queue a unit attention for one nexus; it is reported (CHECK CONDITION,
+ * UNIT ATTENTION) on that nexus's next command that is not INQUIRY, REPORT
+ * LUNS or REQUEST SENSE (SAM-5 5.14, SPC-4 7.x).  The fabric, which knows the
+ * sessions, calls it for each nexus concerned: LUN RESET (29/03 to the other
+ * nexuses), capacity change (2A/09), REPORTED LUNS DATA HAS CHANGED (3F/0E),
+ * mode parameters changed (2A/01). */
+void scsi_lu_ua_add(struct scsi_lu *lu, uint64_t nexus_id, uint8_t asc, uint8_t ascq);
+/* Drop every pending UA of a nexus (nexus lost, e.g. session closed). */
+void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id);
+/* Re-read the backend size.  Returns 1 if it changed (the caller then queues
+ * 2A/09 for every nexus), 0 if not, -errno on error. */
+int scsi_lu_refresh_capacity(struct scsi_lu *lu);
+
+/* The fabric supplies REPORT LUNS data: the core asks through this hook,
+ * set once at startup.  Fills up to max LUN numbers visible to the nexus, returns
+ * how many exist in total. */
+extern int (*scsi_report_luns_hook)(const struct scsi_cmd *cmd, uint64_t *luns, int max);
+
+#endif
