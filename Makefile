@@ -26,7 +26,7 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototype
           -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS  += -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -pthread -MMD -MP -I.
 LDFLAGS += $(SANFLAGS) -pthread
-LIBS    = -luring -lconfig
+LIBS    = -luring -lconfig -lcrypto
 
 LIB_SRCS = $(filter-out core/main.c,$(wildcard core/*.c target/*.c backend/*.c conf/*.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)

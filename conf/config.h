@@ -22,6 +22,7 @@ struct rs_config_lun {
 	char bstype[16];
 	struct bstore_params bs;      /* block_size, direct, readonly, create, size */
 	char serial[33];              /* "" = derived */
+	int line;                     /* where it was defined (messages) */
 };
 
 struct rs_config_target {
@@ -33,6 +34,7 @@ struct rs_config_target {
 	int naddr_acls;
 	char (*name_acls)[REG_NAME_MAX]; /* -Q names */
 	int nname_acls;
+	int line;                     /* where it was defined (messages) */
 };
 
 struct rs_config {

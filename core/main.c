@@ -264,6 +264,12 @@ int main(int argc, char **argv)
 		reactor_post(&rt->r, listen_on_reactor, rt);
 	}
 
+	{
+		const char *texts[CONFIG_MAX_PORTALS];
+		for (int p = 0; p < cfg.nportals; p++)
+			texts[p] = cfg.portals[p].text;
+		reg_set_sys_info(RINGSTOR_VERSION, threads, texts, cfg.nportals);
+	}
 	if (control_start(control_path) < 0)
 		return 1;
 

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages ringstor needs to build and test, if missing.
 set -euo pipefail
 pkgs=(build-essential pkg-config liburing-dev libconfig-dev libcmocka-dev
-      libiscsi-dev libiscsi-bin libnfs-dev libnfs-utils qemu-utils qemu-block-extra
+      libssl-dev libiscsi-dev libiscsi-bin libnfs-dev libnfs-utils qemu-utils qemu-block-extra
       iproute2 python3)
 missing=()
 for p in "${pkgs[@]}"; do

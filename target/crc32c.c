@@ -99,6 +99,10 @@ uint32_t iscsi_crc32c_update(uint32_t crc, const void *data, size_t len)
 {
 	if (!len)
 		return crc;
+	/* Only reachable from another constructor running before ours (still
+	 * single-threaded then); initialisation is idempotent. */
+	if (__builtin_expect(!crc_impl, 0))
+		crc32c_init();
 	return crc_impl(crc, data, len);
 }
 
@@ -109,5 +113,9 @@ uint32_t iscsi_crc32c(const void *data, size_t len)
 
 uint32_t iscsi_crc32c_update_portable(uint32_t crc, const void *data, size_t len)
 {
+	if (!len)
+		return crc;
+	if (__builtin_expect(!crc_impl, 0))
+		crc32c_init();
 	return crc32c_sw(crc, data, len);
 }

@@ -81,14 +81,19 @@ enum iscsi_neg_result {
  * a negative value with *status set to the login status to send (e.g. 0x0207
  * for a bad value of a key the target cannot ignore, 0x0200 for a malformed
  * key).  Security keys other than AuthMethod are the caller's business (CHAP
- * is handled elsewhere); this function answers AuthMethod=None only. */
+ * is handled elsewhere); this function answers AuthMethod=None only.
+ * stage ISCSI_STAGE_FULL_FEATURE is for Text Request keys in FFP (other than
+ * SendTargets, which the caller handles): never fails, answers Reject for
+ * login-only keys, tracks a re-declared MaxRecvDataSegmentLength. */
 int iscsi_neg_key(struct iscsi_neg *n, int stage, const char *key, const char *val,
 		  struct iscsi_kv_buf *out, uint16_t *status);
 
 /* Called when a login response that moves to Full Feature Phase (or leaves
  * operational stage) is being built: appends what the target must declare or
  * has not yet answered (our MaxRecvDataSegmentLength, TargetPortalGroupTag in
- * the first response of a normal session, ...). */
+ * the first response of a normal session, ...).  Idempotent: safe (and
+ * simplest) to call for every login response before it is sent, with the
+ * request's CSG as stage. */
 void iscsi_neg_finish_stage(struct iscsi_neg *n, int stage, struct iscsi_kv_buf *out);
 
 /* Parsers exposed for tests: RFC 7143 5.1/6.x numerical and boolean values.

@@ -93,4 +93,22 @@ void reg_target_ua(struct iscsi_target *t, uint64_t lun, uint64_t except_nexus,
 /* New daemon-unique nexus id (never 0). */
 uint64_t reg_new_nexus_id(void);
 
+/* ---- additions (control plane helpers) ---- */
+/* iSCSI name format check (RFC 7143 4.2.7.2, loosely): "iqn.YYYY-MM.domain[:x]",
+ * "eui.<16 hex>", "naa.<16|32 hex>"; lowercase; at most 223 bytes.
+ * 0, or -EINVAL with a message. */
+int reg_name_check(const char *name, char *err, size_t errlen);
+/* Canonical backing store type for a tgtadm --bstype word ("rdwr", "aio",
+ * "file", "block" -> "file"; "null" -> "null"); NULL if unknown. */
+const char *reg_bstype_canonical(const char *bstype);
+/* Does target tid exist? */
+bool reg_target_exists(int tid);
+/* What `--mode sys --op show` reports besides the registry's own state. */
+void reg_set_sys_info(const char *version, int nr_reactors,
+		      const char *const *portals, int nportals);
+/* --mode session|conn --op show: tid < 0 = all targets, sid 0 = all sessions;
+ * with_params lists the negotiated parameters. Returns -ENOENT if tid/sid
+ * were given and nothing matched, else 0. */
+int reg_show_sessions(FILE *out, int tid, uint64_t sid, bool with_params, bool json);
+
 #endif

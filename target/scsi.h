@@ -71,6 +71,8 @@ struct scsi_lu_params {
 	bool readonly;
 };
 
+struct scsi_pr_state;
+
 struct scsi_lu {
 	uint64_t lun;
 	struct bstore *bs;         /* owned: closed when the last ref goes */
@@ -88,6 +90,10 @@ struct scsi_lu {
 	atomic_int refcnt;
 	pthread_mutex_t lock;      /* protects ua_list */
 	struct scsi_ua *ua_list;
+
+	/* Persistent reservations + RESERVE(6) state (target/scsi_pr.c); NULL
+	 * until first used.  Has its own lock. */
+	struct scsi_pr_state *pr;
 };
 
 struct scsi_cmd {
@@ -164,5 +170,13 @@ int scsi_lu_refresh_capacity(struct scsi_lu *lu);
  * set once at startup.  Fills up to max LUN numbers visible to the nexus, returns
  * how many exist in total. */
 extern int (*scsi_report_luns_hook)(const struct scsi_cmd *cmd, uint64_t *luns, int max);
+
+/* Optional (NULL: ignored).  Called from the command's reactor thread when a
+ * command changed state of cmd->lu that the *other* I_T nexuses must learn
+ * through a unit attention: today MODE SELECT changing a mode page (SPC-4
+ * 7.5.x: MODE PARAMETERS CHANGED, asc/ascq 2A/01).  The fabric queues
+ * scsi_lu_ua_add(cmd->lu, id, asc, ascq) for every nexus with access to the
+ * LU except cmd->nexus. */
+extern void (*scsi_lu_event_hook)(const struct scsi_cmd *cmd, uint8_t asc, uint8_t ascq);
 
 #endif

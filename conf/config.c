@@ -1,0 +1,779 @@
+/* config.c - load, validate and apply the libconfig file.
+ *
+ * The schema is documented in conf/ringstor.conf.example.  Everything is
+ * validated before anything is created (a bad file changes nothing), and every
+ * complaint names the file and the line of the offending setting, the way
+ * compilers do, so an admin can jump straight to it.  Unknown keys are refused:
+ * a misspelt "readonly" silently ignored would export a disk read-write.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/acl.h"
+#include "../core/log.h"
+
+/* RFC 7143 13.12-13.14: MaxRecvDataSegmentLength, MaxBurstLength and
+ * FirstBurstLength are 512..2^24-1; 13.17: MaxOutstandingR2T 1..65535. */
+#define ISCSI_LEN_MIN 512u
+#define ISCSI_LEN_MAX 16777215u
+#define LUN_MAX 16383          /* SAM-5 4.6.7 flat space addressing */
+
+struct cctx {
+	const char *name;       /* file name for messages */
+	char *err;
+	size_t errlen;
+};
+
+static int cerr(struct cctx *c, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Report "file:line: message"; always returns -1. */
+static int cerr(struct cctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	int line = s ? (int)config_setting_source_line(s) : 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!file)
+		file = c->name;
+	if (c->err && c->errlen) {
+		if (line > 0)
+			snprintf(c->err, c->errlen, "%s:%d: %s", file, line, msg);
+		else
+			snprintf(c->err, c->errlen, "%s: %s", file, msg);
+	}
+	return -1;
+}
+
+/* ---- small parsers ---- */
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	/* binary multiples, as qemu-img and tgt's --size read them */
+	switch (toupper((unsigned char)*p)) {
+	case '\0': break;
+	case 'K': mult = 1ull << 10; p++; break;
+	case 'M': mult = 1ull << 20; p++; break;
+	case 'G': mult = 1ull << 30; p++; break;
+	case 'T': mult = 1ull << 40; p++; break;
+	case 'P': mult = 1ull << 50; p++; break;
+	case 'B': break;
+	default: return -1;
+	}
+	if (mult > 1 && (*p == 'i' || *p == 'I') && (p[1] == 'B' || p[1] == 'b'))
+		p += 2;
+	else if (*p == 'B' || *p == 'b')
+		p++;
+	if (*p)
+		return -1;
+	if (v && mult > UINT64_MAX / v)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port_s = NULL;
+	unsigned long port = 3260;
+	size_t hlen;
+
+	memset(p, 0, sizeof(*p));
+	if (!s || !*s) {
+		snprintf(err, errlen, "empty portal");
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb) {
+			snprintf(err, errlen, "invalid portal '%s': missing ']'", s);
+			return -1;
+		}
+		hlen = (size_t)(rb - s - 1);
+		if (hlen == 0 || hlen >= sizeof(host)) {
+			snprintf(err, errlen, "invalid portal '%s'", s);
+			return -1;
+		}
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (rb[1] == ':')
+			port_s = rb + 2;
+		else if (rb[1] != '\0') {
+			snprintf(err, errlen, "invalid portal '%s': expected ':PORT' after ']'", s);
+			return -1;
+		}
+	} else {
+		const char *colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':')) {
+			/* bare IPv6 address, no port */
+			hlen = strlen(s);
+		} else {
+			hlen = colon ? (size_t)(colon - s) : strlen(s);
+			if (colon)
+				port_s = colon + 1;
+		}
+		if (hlen == 0 || hlen >= sizeof(host)) {
+			snprintf(err, errlen, "invalid portal '%s'", s);
+			return -1;
+		}
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+	}
+	if (port_s) {
+		char *end;
+		if (!isdigit((unsigned char)*port_s)) {
+			snprintf(err, errlen, "invalid portal '%s': bad port", s);
+			return -1;
+		}
+		errno = 0;
+		port = strtoul(port_s, &end, 10);
+		if (*end || errno || port == 0 || port > 65535) {
+			snprintf(err, errlen, "invalid portal '%s': port must be 1..65535", s);
+			return -1;
+		}
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&p->addr;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&p->addr;
+	if (s[0] != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		p->addrlen = sizeof(*s4);
+		snprintf(p->text, sizeof(p->text), "%s:%lu,1", host, port);
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		char canon[INET6_ADDRSTRLEN];
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		p->addrlen = sizeof(*s6);
+		inet_ntop(AF_INET6, &s6->sin6_addr, canon, sizeof(canon));
+		snprintf(p->text, sizeof(p->text), "[%s]:%lu,1", canon, port);
+	} else {
+		snprintf(err, errlen, "invalid portal '%s': not a numeric IPv4/IPv6 address", s);
+		return -1;
+	}
+	p->tpgt = 1;
+	return 0;
+}
+
+/* ---- typed getters: each returns 1 if present, 0 if absent, -1 on error ---- */
+
+static int check_keys(struct cctx *c, const config_setting_t *grp, const char *what,
+		      const char *const *allowed)
+{
+	int n = config_setting_length(grp);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(m);
+		bool ok = false;
+		for (const char *const *a = allowed; *a; a++)
+			if (name && strcmp(name, *a) == 0)
+				ok = true;
+		if (!ok)
+			return cerr(c, m, "unknown setting '%s' in %s", name ? name : "?", what);
+	}
+	return 0;
+}
+
+static int get_group(struct cctx *c, const config_setting_t *parent, const char *key,
+		     config_setting_t **out)
+{
+	config_setting_t *s = config_setting_get_member(parent, key);
+
+	*out = s;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return cerr(c, s, "'%s' must be a group { ... }", key);
+	return 1;
+}
+
+static int get_int(struct cctx *c, const config_setting_t *parent, const char *key,
+		   int64_t min, int64_t max, int64_t *out)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	int64_t v;
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return cerr(c, s, "'%s' must be an integer", key);
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return cerr(c, s, "'%s' = %" PRId64 " is out of range (%" PRId64 "..%" PRId64 ")", key,
+			    v, min, max);
+	*out = v;
+	return 1;
+}
+
+static int get_u32(struct cctx *c, const config_setting_t *parent, const char *key,
+		   uint32_t min, uint32_t max, uint32_t *out)
+{
+	int64_t v = 0;
+	int ret = get_int(c, parent, key, min, max, &v);
+
+	if (ret == 1)
+		*out = (uint32_t)v;
+	return ret;
+}
+
+static int get_bool(struct cctx *c, const config_setting_t *parent, const char *key, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return cerr(c, s, "'%s' must be true or false", key);
+	*out = config_setting_get_bool(s) != 0;
+	return 1;
+}
+
+static int get_str(struct cctx *c, const config_setting_t *parent, const char *key,
+		   char *out, size_t cap)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	const char *v;
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return cerr(c, s, "'%s' must be a string", key);
+	v = config_setting_get_string(s);
+	if (!v || strlen(v) >= cap)
+		return cerr(c, s, "'%s' is too long (at most %zu bytes)", key, cap - 1);
+	strcpy(out, v);
+	return 1;
+}
+
+/* A list/array of strings; returns the setting (or NULL if absent) via *out. */
+static int get_str_list(struct cctx *c, const config_setting_t *parent, const char *key,
+			const config_setting_t **out)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	int n;
+
+	*out = s;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+		return cerr(c, s, "'%s' must be a list of strings [ \"...\", ... ]", key);
+	n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return cerr(c, e, "'%s' must be a list of strings", key);
+	}
+	return 1;
+}
+
+/* ---- sections ---- */
+
+static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	static const char *const keys[] = { "threads", "control_socket", "log_level", NULL };
+	config_setting_t *d;
+	int64_t v;
+	int ret;
+
+	ret = get_group(c, root, "daemon", &d);
+	if (ret <= 0)
+		return ret;
+	if (check_keys(c, d, "daemon", keys) < 0)
+		return -1;
+	ret = get_int(c, d, "threads", 0, 256, &v);
+	if (ret < 0)
+		return -1;
+	if (ret)
+		cfg->threads = (int)v;
+	if (get_str(c, d, "control_socket", cfg->control_socket, sizeof(cfg->control_socket)) < 0)
+		return -1;
+	if (get_str(c, d, "log_level", cfg->log_level, sizeof(cfg->log_level)) < 0)
+		return -1;
+	if (cfg->log_level[0] && rs_log_parse_level(cfg->log_level) < 0)
+		return cerr(c, config_setting_get_member(d, "log_level"),
+			    "unknown log_level '%s' (error, warning, notice, info, debug)",
+			    cfg->log_level);
+	return 0;
+}
+
+/* header_digest / data_digest = [ "None", "CRC32C" ]: RFC 7143 13.1 lists. */
+static int digest_list(struct cctx *c, const config_setting_t *grp, const char *key, int *crc)
+{
+	const config_setting_t *l;
+	int ret = get_str_list(c, grp, key, &l);
+
+	if (ret <= 0)
+		return ret;
+	if (config_setting_length(l) == 0)
+		return cerr(c, l, "'%s' must not be empty", key);
+	for (int i = 0; i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		if (strcasecmp(v, "CRC32C") == 0)
+			*crc = 1;
+		else if (strcasecmp(v, "None") != 0)
+			return cerr(c, e, "'%s': unknown digest '%s' (None, CRC32C)", key, v);
+	}
+	return 1;
+}
+
+static int load_iscsi(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	static const char *const keys[] = {
+		"portals", "max_recv_data_segment_length", "max_burst_length", "first_burst_length",
+		"max_outstanding_r2t", "immediate_data", "initial_r2t", "header_digest",
+		"data_digest", "allow_crc32c", "nop_interval", "nop_timeout", "queue_depth", NULL
+	};
+	struct iscsi_target_caps *caps = &cfg->iscsi.caps;
+	const config_setting_t *l;
+	config_setting_t *g;
+	int ret, crc = 0, hd, dd;
+	bool b = false;
+
+	ret = get_group(c, root, "iscsi", &g);
+	if (ret <= 0)
+		return ret;
+	if (check_keys(c, g, "iscsi", keys) < 0)
+		return -1;
+	ret = get_str_list(c, g, "portals", &l);
+	if (ret < 0)
+		return -1;
+	for (int i = 0; ret && i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		char msg[256];
+		if (cfg->nportals == CONFIG_MAX_PORTALS)
+			return cerr(c, e, "too many portals (at most %d)", CONFIG_MAX_PORTALS);
+		if (config_parse_portal(config_setting_get_string(e), &cfg->portals[cfg->nportals],
+					msg, sizeof(msg)) < 0)
+			return cerr(c, e, "%s", msg);
+		for (int j = 0; j < cfg->nportals; j++)
+			if (strcmp(cfg->portals[j].text, cfg->portals[cfg->nportals].text) == 0)
+				return cerr(c, e, "duplicate portal '%s'", config_setting_get_string(e));
+		cfg->nportals++;
+	}
+	if (get_u32(c, g, "max_recv_data_segment_length", ISCSI_LEN_MIN, ISCSI_LEN_MAX,
+		    &caps->max_recv_dsl) < 0 ||
+	    get_u32(c, g, "max_burst_length", ISCSI_LEN_MIN, ISCSI_LEN_MAX, &caps->max_burst) < 0 ||
+	    get_u32(c, g, "first_burst_length", ISCSI_LEN_MIN, ISCSI_LEN_MAX, &caps->first_burst) < 0 ||
+	    get_u32(c, g, "max_outstanding_r2t", 1, 65535, &caps->max_outstanding_r2t) < 0 ||
+	    get_u32(c, g, "nop_interval", 0, 3600, &cfg->iscsi.nop_interval_s) < 0 ||
+	    get_u32(c, g, "nop_timeout", 1, 3600, &cfg->iscsi.nop_timeout_s) < 0 ||
+	    get_u32(c, g, "queue_depth", 1, 4096, &cfg->iscsi.queue_depth) < 0)
+		return -1;
+	/* RFC 7143 13.14: FirstBurstLength MUST NOT exceed MaxBurstLength. */
+	if (caps->first_burst > caps->max_burst)
+		return cerr(c, config_setting_get_member(g, "first_burst_length") ?
+			    config_setting_get_member(g, "first_burst_length") : g,
+			    "first_burst_length (%u) exceeds max_burst_length (%u)",
+			    caps->first_burst, caps->max_burst);
+	ret = get_bool(c, g, "immediate_data", &b);
+	if (ret < 0)
+		return -1;
+	if (ret)
+		caps->allow_immediate_data = b;
+	ret = get_bool(c, g, "initial_r2t", &b);
+	if (ret < 0)
+		return -1;
+	if (ret)
+		caps->require_initial_r2t = b;
+	ret = get_bool(c, g, "allow_crc32c", &b);
+	if (ret < 0)
+		return -1;
+	if (ret)
+		caps->allow_crc32c = b;
+	hd = digest_list(c, g, "header_digest", &crc);
+	if (hd < 0)
+		return -1;
+	dd = digest_list(c, g, "data_digest", &crc);
+	if (dd < 0)
+		return -1;
+	if (hd || dd) {
+		if (config_setting_get_member(g, "allow_crc32c"))
+			return cerr(c, config_setting_get_member(g, "allow_crc32c"),
+				    "use either allow_crc32c or header_digest/data_digest, not both");
+		caps->allow_crc32c = crc != 0;
+	}
+	return 0;
+}
+
+static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config_target *t,
+		    struct rs_config_lun *l)
+{
+	static const char *const keys[] = {
+		"lun", "path", "type", "block_size", "direct", "readonly", "create", "size",
+		"serial", NULL
+	};
+	char type[16] = "file", size_s[64];
+	const config_setting_t *s;
+	const char *canon;
+	int64_t v;
+	int ret;
+
+	if (config_setting_type(ls) != CONFIG_TYPE_GROUP)
+		return cerr(c, ls, "each entry of 'luns' must be a group { lun = N; ... }");
+	if (check_keys(c, ls, "a LUN", keys) < 0)
+		return -1;
+	l->line = (int)config_setting_source_line(ls);
+	ret = get_int(c, ls, "lun", 0, LUN_MAX, &v);
+	if (ret < 0)
+		return -1;
+	if (!ret)
+		return cerr(c, ls, "target %d: LUN without 'lun = N;'", t->tid);
+	l->lun = (uint64_t)v;
+	for (int i = 0; i < t->nluns; i++)
+		if (t->luns[i].lun == l->lun)
+			return cerr(c, config_setting_get_member(ls, "lun"),
+				    "target %d: duplicate LUN %" PRIu64 " (first at line %d)", t->tid,
+				    l->lun, t->luns[i].line);
+	if (get_str(c, ls, "type", type, sizeof(type)) < 0)
+		return -1;
+	canon = reg_bstype_canonical(type);
+	if (!canon)
+		return cerr(c, config_setting_get_member(ls, "type"),
+			    "unknown LUN type '%s' (file, null; tgt's rdwr/aio mean file)", type);
+	snprintf(l->bstype, sizeof(l->bstype), "%s", canon);
+	ret = get_str(c, ls, "path", l->path, sizeof(l->path));
+	if (ret < 0)
+		return -1;
+	if (strcmp(canon, "file") == 0 && !l->path[0])
+		return cerr(c, ls, "target %d LUN %" PRIu64 ": 'path' is required for type %s", t->tid,
+			    l->lun, canon);
+	l->bs.block_size = 512;
+	ret = get_u32(c, ls, "block_size", 0, 65536, &l->bs.block_size);
+	if (ret < 0)
+		return -1;
+	if (l->bs.block_size != 512 && l->bs.block_size != 4096)
+		return cerr(c, config_setting_get_member(ls, "block_size"),
+			    "block_size must be 512 or 4096, not %u", l->bs.block_size);
+	if (get_bool(c, ls, "direct", &l->bs.direct) < 0 ||
+	    get_bool(c, ls, "readonly", &l->bs.readonly) < 0 ||
+	    get_bool(c, ls, "create", &l->bs.create) < 0)
+		return -1;
+	s = config_setting_get_member(ls, "size");
+	if (s) {
+		if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64) {
+			int64_t iv = config_setting_get_int64(s);
+			if (iv <= 0)
+				return cerr(c, s, "'size' must be positive");
+			l->bs.size = (uint64_t)iv;
+		} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+			snprintf(size_s, sizeof(size_s), "%s", config_setting_get_string(s));
+			if (config_parse_size(size_s, &l->bs.size) < 0 || l->bs.size == 0)
+				return cerr(c, s, "invalid size '%s' (e.g. \"512M\", \"1G\", \"10T\")", size_s);
+		} else {
+			return cerr(c, s, "'size' must be a number of bytes or a string like \"1G\"");
+		}
+		if (l->bs.size % l->bs.block_size)
+			return cerr(c, s, "size %" PRIu64 " is not a multiple of block_size %u",
+				    l->bs.size, l->bs.block_size);
+	}
+	if (l->bs.create && !l->bs.size && strcmp(canon, "file") == 0)
+		return cerr(c, ls, "target %d LUN %" PRIu64 ": 'create = true' needs a 'size'", t->tid,
+			    l->lun);
+	if (l->bs.create && l->bs.readonly)
+		return cerr(c, ls, "target %d LUN %" PRIu64 ": 'create' and 'readonly' exclude each other",
+			    t->tid, l->lun);
+	ret = get_str(c, ls, "serial", l->serial, sizeof(l->serial));
+	if (ret < 0)
+		return -1;
+	/* SPC-4 7.8.15: the unit serial number is printable ASCII. */
+	for (const char *p = l->serial; *p; p++)
+		if (!isgraph((unsigned char)*p))
+			return cerr(c, config_setting_get_member(ls, "serial"),
+				    "'serial' must be printable ASCII without spaces");
+	return 0;
+}
+
+/* Load target number idx; targets[0..idx) are complete (duplicate checks). */
+static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_config *cfg,
+		       int idx)
+{
+	struct rs_config_target *t = &cfg->targets[idx];
+	static const char *const keys[] = {
+		"tid", "name", "luns", "initiator_address", "initiator_name", NULL
+	};
+	const config_setting_t *luns, *acl;
+	char msg[256];
+	int64_t v;
+	int ret, n;
+
+	if (config_setting_type(ts) != CONFIG_TYPE_GROUP)
+		return cerr(c, ts, "each entry of 'targets' must be a group { tid = N; ... }");
+	if (check_keys(c, ts, "a target", keys) < 0)
+		return -1;
+	t->line = (int)config_setting_source_line(ts);
+	ret = get_int(c, ts, "tid", 1, INT32_MAX, &v);
+	if (ret < 0)
+		return -1;
+	if (!ret)
+		return cerr(c, ts, "target without 'tid = N;'");
+	t->tid = (int)v;
+	for (int i = 0; i < idx; i++)
+		if (cfg->targets[i].tid == t->tid)
+			return cerr(c, config_setting_get_member(ts, "tid"),
+				    "duplicate tid %d (first at line %d)", t->tid, cfg->targets[i].line);
+	ret = get_str(c, ts, "name", t->iqn, sizeof(t->iqn));
+	if (ret < 0)
+		return -1;
+	if (!ret)
+		return cerr(c, ts, "target %d without 'name = \"iqn....\";'", t->tid);
+	if (reg_name_check(t->iqn, msg, sizeof(msg)) < 0)
+		return cerr(c, config_setting_get_member(ts, "name"), "%s", msg);
+	for (int i = 0; i < idx; i++)
+		if (strcasecmp(cfg->targets[i].iqn, t->iqn) == 0)
+			return cerr(c, config_setting_get_member(ts, "name"),
+				    "duplicate target name %s (first at line %d)", t->iqn,
+				    cfg->targets[i].line);
+
+	luns = config_setting_get_member(ts, "luns");
+	if (luns) {
+		if (config_setting_type(luns) != CONFIG_TYPE_LIST)
+			return cerr(c, luns, "'luns' must be a list ( { ... }, ... )");
+		n = config_setting_length(luns);
+		t->luns = calloc((size_t)(n ? n : 1), sizeof(*t->luns));
+		if (!t->luns)
+			return cerr(c, luns, "out of memory");
+		for (int i = 0; i < n; i++) {
+			if (load_lun(c, config_setting_get_elem(luns, (unsigned)i), t, &t->luns[t->nluns]) < 0)
+				return -1;
+			t->nluns++;
+		}
+	}
+
+	ret = get_str_list(c, ts, "initiator_address", &acl);
+	if (ret < 0)
+		return -1;
+	if (ret) {
+		n = config_setting_length(acl);
+		t->addr_acls = calloc((size_t)(n ? n : 1), sizeof(*t->addr_acls));
+		if (!t->addr_acls)
+			return cerr(c, acl, "out of memory");
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(acl, (unsigned)i);
+			struct acl_addr a;
+			if (acl_addr_parse(config_setting_get_string(e), &a, msg, sizeof(msg)) < 0)
+				return cerr(c, e, "%s", msg);
+			for (int j = 0; j < t->naddr_acls; j++)
+				if (strcmp(t->addr_acls[j], a.text) == 0)
+					return cerr(c, e, "duplicate initiator_address '%s'", a.text);
+			snprintf(t->addr_acls[t->naddr_acls++], sizeof(t->addr_acls[0]), "%s", a.text);
+		}
+	}
+	ret = get_str_list(c, ts, "initiator_name", &acl);
+	if (ret < 0)
+		return -1;
+	if (ret) {
+		n = config_setting_length(acl);
+		t->name_acls = calloc((size_t)(n ? n : 1), sizeof(*t->name_acls));
+		if (!t->name_acls)
+			return cerr(c, acl, "out of memory");
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(acl, (unsigned)i);
+			const char *name = config_setting_get_string(e);
+			if (reg_name_check(name, msg, sizeof(msg)) < 0)
+				return cerr(c, e, "initiator_name: %s", msg);
+			for (int j = 0; j < t->nname_acls; j++)
+				if (strcasecmp(t->name_acls[j], name) == 0)
+					return cerr(c, e, "duplicate initiator_name '%s'", name);
+			snprintf(t->name_acls[t->nname_acls++], REG_NAME_MAX, "%s", name);
+		}
+	}
+	return 0;
+}
+
+static int load_targets(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	const config_setting_t *ts = config_setting_get_member(root, "targets");
+	int n;
+
+	if (!ts)
+		return 0;
+	if (config_setting_type(ts) != CONFIG_TYPE_LIST)
+		return cerr(c, ts, "'targets' must be a list ( { ... }, ... )");
+	n = config_setting_length(ts);
+	cfg->targets = calloc((size_t)(n ? n : 1), sizeof(*cfg->targets));
+	if (!cfg->targets)
+		return cerr(c, ts, "out of memory");
+	for (int i = 0; i < n; i++) {
+		/* count it first so config_free() releases a half-loaded target */
+		cfg->ntargets++;
+		if (load_target(c, config_setting_get_elem(ts, (unsigned)i), cfg, i) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void config_defaults(struct rs_config *cfg, const char *name)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->source, sizeof(cfg->source), "%s", name ? name : "(config)");
+	iscsi_caps_default(&cfg->iscsi.caps);
+	cfg->iscsi.nop_interval_s = 15;
+	cfg->iscsi.nop_timeout_s = 30;
+	cfg->iscsi.queue_depth = 128;
+}
+
+static int config_from(config_t *lc, struct rs_config *cfg, struct cctx *c)
+{
+	static const char *const keys[] = { "daemon", "iscsi", "targets", NULL };
+	const config_setting_t *root = config_root_setting(lc);
+
+	if (check_keys(c, root, "the top level", keys) < 0 ||
+	    load_daemon(c, root, cfg) < 0 ||
+	    load_iscsi(c, root, cfg) < 0 ||
+	    load_targets(c, root, cfg) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_error(config_t *lc, struct cctx *c)
+{
+	const char *file = config_error_file(lc) ? config_error_file(lc) : c->name;
+
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s:%d: %s", file, config_error_line(lc),
+			 config_error_text(lc) ? config_error_text(lc) : "syntax error");
+	return -1;
+}
+
+int config_load(const char *path, struct rs_config *cfg, char *err, size_t errlen)
+{
+	struct cctx c = { .name = path, .err = err, .errlen = errlen };
+	config_t lc;
+	FILE *fp;
+	int ret;
+
+	config_defaults(cfg, path);
+	/* Open it ourselves: libconfig only says "file I/O error". */
+	fp = fopen(path, "r");
+	if (!fp) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	config_init(&lc);
+	if (!config_read(&lc, fp)) {
+		fclose(fp);
+		ret = parse_error(&lc, &c);
+		config_destroy(&lc);
+		return ret;
+	}
+	fclose(fp);
+	ret = config_from(&lc, cfg, &c);
+	config_destroy(&lc);
+	return ret;
+}
+
+int config_load_string(const char *text, const char *name, struct rs_config *cfg,
+		       char *err, size_t errlen)
+{
+	struct cctx c = { .name = name ? name : "(string)", .err = err, .errlen = errlen };
+	config_t lc;
+	int ret;
+
+	config_defaults(cfg, c.name);
+	config_init(&lc);
+	if (!config_read_string(&lc, text ? text : "")) {
+		ret = parse_error(&lc, &c);
+		config_destroy(&lc);
+		return ret;
+	}
+	ret = config_from(&lc, cfg, &c);
+	config_destroy(&lc);
+	return ret;
+}
+
+void config_free(struct rs_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (int i = 0; i < cfg->ntargets; i++) {
+		free(cfg->targets[i].luns);
+		free(cfg->targets[i].addr_acls);
+		free(cfg->targets[i].name_acls);
+	}
+	free(cfg->targets);
+	cfg->targets = NULL;
+	cfg->ntargets = 0;
+}
+
+int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
+{
+	char msg[512];
+	int done = 0, ret = 0;
+
+	for (; done < cfg->ntargets; done++) {
+		const struct rs_config_target *t = &cfg->targets[done];
+
+		ret = reg_target_new(t->tid, t->iqn, msg, sizeof(msg));
+		if (ret < 0) {
+			snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
+			break;
+		}
+		for (int i = 0; i < t->nluns && ret == 0; i++) {
+			const struct rs_config_lun *l = &t->luns[i];
+			struct reg_lun_spec spec = {
+				.lun = l->lun,
+				.path = l->path,
+				.bstype = l->bstype,
+				.bs = l->bs,
+				.lu = { .serial = l->serial[0] ? l->serial : NULL,
+					.readonly = l->bs.readonly },
+			};
+			ret = reg_lun_new(t->tid, &spec, msg, sizeof(msg));
+			if (ret < 0)
+				snprintf(err, errlen, "%s:%d: target %d LUN %" PRIu64 ": %s", cfg->source,
+					 l->line, t->tid, l->lun, msg);
+		}
+		for (int i = 0; i < t->naddr_acls && ret == 0; i++) {
+			ret = reg_bind_addr(t->tid, t->addr_acls[i], msg, sizeof(msg));
+			if (ret < 0)
+				snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
+		}
+		for (int i = 0; i < t->nname_acls && ret == 0; i++) {
+			ret = reg_bind_initiator(t->tid, t->name_acls[i], msg, sizeof(msg));
+			if (ret < 0)
+				snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
+		}
+		if (ret < 0) {
+			done++;  /* this target was created: roll it back too */
+			break;
+		}
+	}
+	if (ret < 0) {
+		/* Leave the registry as we found it. */
+		for (int i = 0; i < done; i++)
+			reg_target_delete(cfg->targets[i].tid, true, NULL, 0);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,567 @@
+/* control.c - the control socket: one thread, one request per connection.
+ *
+ * The control plane may block (opening a backing store can create a file),
+ * so it runs in its own thread and never on a reactor.  Each connection is
+ * read with a receive timeout and a size bound, so a stuck or hostile local
+ * client cannot wedge the daemon; the socket is mode 0600 and the peer's
+ * credentials are checked (SO_PEERCRED) as a second line of defence.
+ * Wire format: core/control_proto.h.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../conf/config.h"
+#include "../target/registry.h"
+#include "control_proto.h"
+#include "log.h"
+
+#define CTL_IO_TIMEOUT_S 5
+
+static struct {
+	bool running;
+	int lfd;
+	int stop_fd;
+	pthread_t thread;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} ctl = { .lfd = -1, .stop_fd = -1 };
+
+/* ---- request execution ---- */
+
+static int fail(char *msg, size_t msglen, int code, const char *text)
+{
+	snprintf(msg, msglen, "%s", text);
+	return code;
+}
+
+static int need_tid(const struct ctl_request *r, char *msg, size_t msglen)
+{
+	if (!r->has_tid)
+		return fail(msg, msglen, EINVAL, "this operation needs --tid");
+	return 0;
+}
+
+static int need_lun(const struct ctl_request *r, char *msg, size_t msglen)
+{
+	if (!r->has_lun)
+		return fail(msg, msglen, EINVAL, "this operation needs --lun");
+	return 0;
+}
+
+static bool parse_bool_word(const char *v, bool *out)
+{
+	if (!strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcasecmp(v, "true")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcasecmp(v, "false")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+struct lu_params {
+	bool readonly, direct, create, refresh;
+	bool non_refresh;       /* any key other than refresh was given */
+	uint64_t size;
+	char serial[33];
+};
+
+/* --params "key=value,key=value" (tgtadm style); bare words mean =1. */
+static int parse_lu_params(const char *params, struct lu_params *p, char *msg, size_t msglen)
+{
+	char buf[1024], *save = NULL, *tok;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(buf, sizeof(buf), "%s", params);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		const char *val = eq ? eq + 1 : "1";
+		bool b;
+
+		if (eq)
+			*eq = '\0';
+		if (strcmp(tok, "refresh") != 0)
+			p->non_refresh = true;
+		if (!strcmp(tok, "readonly") || !strcmp(tok, "direct") || !strcmp(tok, "create") ||
+		    !strcmp(tok, "refresh")) {
+			if (!parse_bool_word(val, &b)) {
+				snprintf(msg, msglen, "--params %s: expected 0/1, got '%.40s'", tok, val);
+				return EINVAL;
+			}
+			if (!strcmp(tok, "readonly"))
+				p->readonly = b;
+			else if (!strcmp(tok, "direct"))
+				p->direct = b;
+			else if (!strcmp(tok, "create"))
+				p->create = b;
+			else
+				p->refresh = b;
+		} else if (!strcmp(tok, "size")) {
+			if (config_parse_size(val, &p->size) < 0 || p->size == 0) {
+				snprintf(msg, msglen, "--params size: invalid size '%.40s'", val);
+				return EINVAL;
+			}
+		} else if (!strcmp(tok, "serial")) {
+			if (!*val || strlen(val) > 32) {
+				snprintf(msg, msglen, "--params serial: 1..32 printable characters");
+				return EINVAL;
+			}
+			for (const char *s = val; *s; s++) {
+				if (*s <= ' ' || *s > '~') {
+					snprintf(msg, msglen, "--params serial: 1..32 printable characters");
+					return EINVAL;
+				}
+			}
+			snprintf(p->serial, sizeof(p->serial), "%s", val);
+		} else {
+			snprintf(msg, msglen, "unknown --params key '%.40s' (readonly, direct, create, size, "
+				 "serial, refresh)", tok);
+			return EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int exec_target(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	int ret = 0;
+
+	switch (r->op) {
+	case CTL_OP_NEW:
+		if ((ret = need_tid(r, msg, msglen)))
+			return ret;
+		if (!r->targetname[0])
+			return fail(msg, msglen, EINVAL, "target new needs --targetname");
+		return -reg_target_new(r->tid, r->targetname, msg, msglen);
+	case CTL_OP_DELETE:
+		if ((ret = need_tid(r, msg, msglen)))
+			return ret;
+		return -reg_target_delete(r->tid, r->force, msg, msglen);
+	case CTL_OP_SHOW:
+		if (r->has_tid && !reg_target_exists(r->tid)) {
+			snprintf(msg, msglen, "can't find the target %d", r->tid);
+			return ENOENT;
+		}
+		reg_show_targets(body, r->has_tid ? r->tid : -1, r->json);
+		return 0;
+	case CTL_OP_BIND:
+	case CTL_OP_UNBIND: {
+		bool bind = r->op == CTL_OP_BIND;
+		if ((ret = need_tid(r, msg, msglen)))
+			return ret;
+		if (!r->initiator_address[0] && !r->initiator_name[0])
+			return fail(msg, msglen, EINVAL,
+				    "bind/unbind needs --initiator-address or --initiator-name");
+		if (r->initiator_address[0]) {
+			ret = bind ? reg_bind_addr(r->tid, r->initiator_address, msg, msglen)
+				   : reg_unbind_addr(r->tid, r->initiator_address, msg, msglen);
+			if (ret < 0)
+				return -ret;
+		}
+		if (r->initiator_name[0]) {
+			ret = bind ? reg_bind_initiator(r->tid, r->initiator_name, msg, msglen)
+				   : reg_unbind_initiator(r->tid, r->initiator_name, msg, msglen);
+			if (ret < 0) {
+				/* undo the address half so the request is all or nothing */
+				if (r->initiator_address[0]) {
+					if (bind)
+						reg_unbind_addr(r->tid, r->initiator_address, NULL, 0);
+					else
+						reg_bind_addr(r->tid, r->initiator_address, NULL, 0);
+				}
+				return -ret;
+			}
+		}
+		return 0;
+	}
+	default:
+		snprintf(msg, msglen, "operation '%s' is not supported in mode target "
+			 "(new, delete, show, bind, unbind)", ctl_op_name(r->op));
+		return EINVAL;
+	}
+}
+
+static int exec_lu(const struct ctl_request *r, char *msg, size_t msglen)
+{
+	struct lu_params lp;
+	int ret;
+
+	if ((ret = need_tid(r, msg, msglen)) || (ret = need_lun(r, msg, msglen)))
+		return ret;
+	switch (r->op) {
+	case CTL_OP_NEW: {
+		const char *type = reg_bstype_canonical(r->bstype);
+		if (!type) {
+			snprintf(msg, msglen, "unknown backing store type '%.20s' (rdwr, aio, file, null)",
+				 r->bstype);
+			return EINVAL;
+		}
+		if (!strcmp(type, "file") && !r->backing_store[0])
+			return fail(msg, msglen, EINVAL, "logicalunit new needs --backing-store");
+		if ((ret = parse_lu_params(r->params, &lp, msg, msglen)))
+			return ret;
+		if (lp.refresh)
+			return fail(msg, msglen, EINVAL, "refresh is an update parameter");
+		if (r->has_blocksize && r->blocksize != 512 && r->blocksize != 4096) {
+			snprintf(msg, msglen, "invalid block size %u (512 or 4096)", r->blocksize);
+			return EINVAL;
+		}
+		if (lp.create && !lp.size && !strcmp(type, "file"))
+			return fail(msg, msglen, EINVAL, "--params create=1 needs size=");
+		struct reg_lun_spec spec = {
+			.lun = r->lun,
+			.path = r->backing_store,
+			.bstype = type,
+			.bs = { .block_size = r->has_blocksize ? r->blocksize : 512,
+				.direct = lp.direct, .readonly = lp.readonly,
+				.create = lp.create, .size = lp.size },
+			.lu = { .serial = lp.serial[0] ? lp.serial : NULL, .readonly = lp.readonly },
+		};
+		return -reg_lun_new(r->tid, &spec, msg, msglen);
+	}
+	case CTL_OP_DELETE:
+		return -reg_lun_delete(r->tid, r->lun, msg, msglen);
+	case CTL_OP_UPDATE:
+		if ((ret = parse_lu_params(r->params, &lp, msg, msglen)))
+			return ret;
+		if (!lp.refresh)
+			return fail(msg, msglen, EINVAL,
+				    "logicalunit update supports --params refresh (online resize)");
+		if (lp.non_refresh)
+			return fail(msg, msglen, EINVAL,
+				    "only 'refresh' can be updated on a live logical unit");
+		return -reg_lun_refresh(r->tid, r->lun, msg, msglen);
+	default:
+		snprintf(msg, msglen, "operation '%s' is not supported in mode logicalunit "
+			 "(new, delete, update)", ctl_op_name(r->op));
+		return EINVAL;
+	}
+}
+
+int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	int ret;
+
+	msg[0] = '\0';
+	switch (r->mode) {
+	case CTL_MODE_TARGET:
+		ret = exec_target(r, body, msg, msglen);
+		break;
+	case CTL_MODE_LU:
+		ret = exec_lu(r, msg, msglen);
+		break;
+	case CTL_MODE_SYS:
+		if (r->op != CTL_OP_SHOW)
+			return fail(msg, msglen, EINVAL, "mode system supports only --op show");
+		reg_show_sys(body, r->json);
+		ret = 0;
+		break;
+	case CTL_MODE_CONN:
+	case CTL_MODE_SESSION:
+		if (r->op != CTL_OP_SHOW)
+			return fail(msg, msglen, EINVAL, "mode conn/session supports only --op show");
+		ret = -reg_show_sessions(body, r->has_tid ? r->tid : -1, r->has_sid ? r->sid : 0,
+					 r->mode == CTL_MODE_SESSION, r->json);
+		if (ret)
+			snprintf(msg, msglen, "can't find the %s", r->has_sid ? "session" : "target");
+		break;
+	default:
+		return fail(msg, msglen, EINVAL, "unknown mode");
+	}
+	if (ret < 0)
+		ret = -ret;
+	if (ret && !msg[0])
+		snprintf(msg, msglen, "%s", strerror(ret));
+	if (!ret && !msg[0])
+		snprintf(msg, msglen, "ok");
+	return ret;
+}
+
+/* ---- the socket ---- */
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void reply(int fd, int code, const char *msg, const char *body, size_t blen)
+{
+	char line[CTL_MSG_MAX + 32];
+	int n = ctl_status_format(line, sizeof(line), code, msg);
+
+	if (write_all(fd, line, (size_t)n) == 0 && body && blen)
+		write_all(fd, body, blen);
+}
+
+/* After answering: send EOF and swallow what the client may still send
+ * (bounded), so that closing with unread input does not reset the
+ * connection before the client has read our answer. */
+static void finish(int fd)
+{
+	char sink[4096];
+	size_t total = 0;
+	struct timeval tv = { .tv_sec = 1 };
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (total < (1u << 20)) {
+		ssize_t n = recv(fd, sink, sizeof(sink), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
+static void serve_one(int fd)
+{
+	static char buf[CTL_REQ_MAX + 1];
+	struct ctl_request *req;
+	struct timeval tv = { .tv_sec = CTL_IO_TIMEOUT_S };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	char msg[CTL_MSG_MAX];
+	size_t len = 0, end = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* Mode 0600 already keeps others out; this also covers a socket
+	 * created in a directory with a looser umask history. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+	    cred.uid != 0 && cred.uid != geteuid()) {
+		reply(fd, EPERM, "permission denied", NULL, 0);
+		return;
+	}
+	while (!end) {
+		ssize_t n;
+		if (len == CTL_REQ_MAX) {
+			reply(fd, EINVAL, "request too large", NULL, 0);
+			return;
+		}
+		n = recv(fd, buf + len, CTL_REQ_MAX - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				reply(fd, ETIMEDOUT, "timed out waiting for the request", NULL, 0);
+			else if (len)
+				reply(fd, EINVAL, "truncated request", NULL, 0);
+			return;
+		}
+		len += (size_t)n;
+		end = ctl_request_complete(buf, len);
+	}
+	req = malloc(sizeof(*req));
+	if (!req) {
+		reply(fd, ENOMEM, "out of memory", NULL, 0);
+		return;
+	}
+	if (ctl_request_decode(buf, end, req, msg, sizeof(msg)) < 0) {
+		reply(fd, EINVAL, msg, NULL, 0);
+		free(req);
+		return;
+	}
+	char *body = NULL;
+	size_t blen = 0;
+	FILE *out = open_memstream(&body, &blen);
+	if (!out) {
+		reply(fd, ENOMEM, "out of memory", NULL, 0);
+		free(req);
+		return;
+	}
+	int code = control_execute(req, out, msg, sizeof(msg));
+	fclose(out);
+	if (code)
+		log_info("control: %s %s: %s", ctl_mode_name(req->mode), ctl_op_name(req->op), msg);
+	else if (req->op != CTL_OP_SHOW)
+		log_info("control: %s %s done", ctl_mode_name(req->mode), ctl_op_name(req->op));
+	reply(fd, code, msg, body, blen);
+	free(body);
+	free(req);
+}
+
+static void *control_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = ctl.lfd, .events = POLLIN },
+			{ .fd = ctl.stop_fd, .events = POLLIN },
+		};
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("control: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		int fd = accept4(ctl.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				log_warn("control: accept: %s", strerror(errno));
+			continue;
+		}
+		serve_one(fd);
+		finish(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* mkdir -p of the socket's directory, 0755 (like /run/tgtd). */
+static int make_parent(const char *path)
+{
+	char dir[sizeof(ctl.path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int control_start(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret;
+
+	if (ctl.running)
+		return -EBUSY;
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("control socket path '%s' is empty or too long (max %zu)", path ? path : "",
+			sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ret = make_parent(path);
+	if (ret < 0) {
+		log_err("control socket %s: cannot create its directory: %s", path, strerror(-ret));
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		log_err("control socket: %s", strerror(errno));
+		return ret;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_err("control socket %s: exists and is not a socket", path);
+			close(fd);
+			return -EEXIST;
+		}
+		/* A live daemon answers; a stale socket from a crash refuses. */
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			log_err("control socket %s: another ringstord is running", path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		close(fd);
+		unlink(path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			ret = -errno;
+			log_err("control socket: %s", strerror(errno));
+			return ret;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		log_err("control socket %s: bind: %s", path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	/* Restrict before listen(): until then nobody can connect. */
+	if (chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+		ret = -errno;
+		log_err("control socket %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return ret;
+	}
+	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (ctl.stop_fd < 0) {
+		ret = -errno;
+		close(fd);
+		unlink(path);
+		return ret;
+	}
+	ctl.lfd = fd;
+	snprintf(ctl.path, sizeof(ctl.path), "%s", path);
+	/* The control thread must not take the daemon's signals. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&ctl.thread, NULL, control_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret != 0) {
+		close(ctl.stop_fd);
+		close(fd);
+		unlink(path);
+		ctl.lfd = ctl.stop_fd = -1;
+		log_err("control thread: %s", strerror(ret));
+		return -ret;
+	}
+	ctl.running = true;
+	return 0;
+}
+
+void control_stop(void)
+{
+	uint64_t one = 1;
+
+	if (!ctl.running)
+		return;
+	if (write(ctl.stop_fd, &one, sizeof(one)) < 0)
+		log_warn("control: cannot wake the control thread: %s", strerror(errno));
+	pthread_join(ctl.thread, NULL);
+	close(ctl.lfd);
+	close(ctl.stop_fd);
+	unlink(ctl.path);
+	ctl.lfd = ctl.stop_fd = -1;
+	ctl.running = false;
+}

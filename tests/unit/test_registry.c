@@ -1,0 +1,798 @@
+/* test_registry.c - target/LUN/ACL/session registry (target/registry.c) and
+ * the control plane's request execution (core/control.c: control_execute).
+ *
+ * The SCSI core and the backends are stubbed here (SPDK style: one unit, its
+ * neighbours faked) so that every UA the registry queues can be checked and
+ * LU lifetimes observed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/control.h"
+#include "core/control_proto.h"
+#include "target/registry.h"
+
+/* ------------------------------------------------------------ stubs */
+
+static const struct bstore_ops fake_file_ops = { .name = "file" };
+static const struct bstore_ops fake_null_ops = { .name = "null" };
+static uint64_t fake_backing_size = 1ull << 30;   /* what a (re)read returns */
+static atomic_int lu_alive, bs_alive;
+static char last_seed[300];
+
+struct ua_rec {
+	uint64_t lun, nexus;
+	uint8_t asc, ascq;
+};
+static struct ua_rec uas[256];
+static int nuas, nclears;
+static pthread_mutex_t ua_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const struct bstore_ops *bstore_find_ops(const char *type)
+{
+	if (type && !strcmp(type, "file"))
+		return &fake_file_ops;
+	if (type && !strcmp(type, "null"))
+		return &fake_null_ops;
+	return NULL;
+}
+
+int bstore_open(const char *type, const char *path, const struct bstore_params *p,
+		struct bstore **out)
+{
+	struct bstore *bs;
+
+	*out = NULL;
+	if (!bstore_find_ops(type))
+		return -EINVAL;
+	if (path && strstr(path, "missing"))
+		return -ENOENT;
+	bs = calloc(1, sizeof(*bs));
+	bs->ops = bstore_find_ops(type);
+	bs->path = path ? strdup(path) : NULL;
+	bs->fd = -1;
+	bs->block_size = p->block_size ? p->block_size : 512;
+	bs->size = p->size ? p->size : fake_backing_size;
+	bs->readonly = p->readonly;
+	bs->direct = p->direct;
+	atomic_fetch_add(&bs_alive, 1);
+	*out = bs;
+	return 0;
+}
+
+void bstore_close(struct bstore *bs)
+{
+	if (!bs)
+		return;
+	free(bs->path);
+	free(bs);
+	atomic_fetch_sub(&bs_alive, 1);
+}
+
+struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scsi_lu_params *p)
+{
+	struct scsi_lu *lu = calloc(1, sizeof(*lu));
+
+	lu->lun = lun;
+	lu->bs = bs;
+	lu->block_size = bs->block_size;
+	atomic_init(&lu->nr_blocks, bs->size / bs->block_size);
+	lu->readonly = p->readonly;
+	snprintf(lu->serial, sizeof(lu->serial), "%s", p->serial ? p->serial : "beaf10");
+	snprintf(lu->vendor, sizeof(lu->vendor), "RINGSTOR");
+	snprintf(lu->product, sizeof(lu->product), "VIRTUAL-DISK");
+	snprintf(last_seed, sizeof(last_seed), "%s", p->naa_seed ? p->naa_seed : "");
+	atomic_init(&lu->refcnt, 1);
+	atomic_fetch_add(&lu_alive, 1);
+	return lu;
+}
+
+void scsi_lu_get(struct scsi_lu *lu)
+{
+	atomic_fetch_add(&lu->refcnt, 1);
+}
+
+void scsi_lu_put(struct scsi_lu *lu)
+{
+	if (atomic_fetch_sub(&lu->refcnt, 1) == 1) {
+		bstore_close(lu->bs);
+		free(lu);
+		atomic_fetch_sub(&lu_alive, 1);
+	}
+}
+
+void scsi_lu_ua_add(struct scsi_lu *lu, uint64_t nexus_id, uint8_t asc, uint8_t ascq)
+{
+	pthread_mutex_lock(&ua_mu);
+	if (nuas < (int)(sizeof(uas) / sizeof(uas[0])))
+		uas[nuas++] = (struct ua_rec){ lu->lun, nexus_id, asc, ascq };
+	pthread_mutex_unlock(&ua_mu);
+}
+
+void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id)
+{
+	(void)lu;
+	(void)nexus_id;
+	nclears++;
+}
+
+int scsi_lu_refresh_capacity(struct scsi_lu *lu)
+{
+	uint64_t nb = fake_backing_size / lu->block_size;
+
+	if (nb == atomic_load(&lu->nr_blocks))
+		return 0;
+	atomic_store(&lu->nr_blocks, nb);
+	return 1;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int has_ua(uint64_t lun, uint64_t nexus, uint8_t asc, uint8_t ascq)
+{
+	int n = 0;
+	for (int i = 0; i < nuas; i++)
+		if (uas[i].lun == lun && uas[i].nexus == nexus && uas[i].asc == asc && uas[i].ascq == ascq)
+			n++;
+	return n;
+}
+
+static struct sockaddr_storage peer4(const char *a)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+	memset(&ss, 0, sizeof(ss));
+	s->sin_family = AF_INET;
+	inet_pton(AF_INET, a, &s->sin_addr);
+	return ss;
+}
+
+static int add_lun(int tid, uint64_t lun, const char *path)
+{
+	char err[256];
+	struct reg_lun_spec spec = { .lun = lun, .path = path, .bstype = "file" };
+	return reg_lun_new(tid, &spec, err, sizeof(err));
+}
+
+static int kills;
+static void kill_hook(void *ctx)
+{
+	(void)ctx;
+	kills++;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	reg_init();
+	nuas = 0;
+	nclears = 0;
+	kills = 0;
+	fake_backing_size = 1ull << 30;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	reg_shutdown();
+	assert_int_equal(atomic_load(&lu_alive), 0);
+	assert_int_equal(atomic_load(&bs_alive), 0);
+	return 0;
+}
+
+/* Capture what a show function prints. */
+static char *capture_targets(int tid, bool json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	reg_show_targets(f, tid, json);
+	fclose(f);
+	return buf;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_name_check(void **state)
+{
+	static const char *good[] = {
+		"iqn.2026-11.io.ringstor:demo", "iqn.2001-04.com.example:storage.disk1",
+		"iqn.1994-05.com.redhat:abc", "iqn.2026-11.io.ringstor", "eui.02004567A425678D",
+		"naa.52004567BA64678D", "naa.62004567BA64678D0123456789ABCDEF",
+	};
+	static const char *bad[] = {
+		"", "iqn", "iqn.", "iqn.2026-11", "iqn.2026-11.", "iqn.26-11.io.x", "iqn.2026-13.io.x",
+		"iqn.2026-00.io.x", "iqn.2026_11.io.x", "iqn.2026-11.IO.ringstor:demo",
+		"iqn.2026-11.io.ringstor:de mo", "iqn.2026-11.io.ringstor:demo/1", "eui.0200",
+		"eui.02004567A425678G", "naa.1234", "foo.bar", "IQN.2026-11.io.x",
+		"iqn.2026-11.:x",
+	};
+	char err[256];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (reg_name_check(good[i], err, sizeof(err)) != 0)
+			fail_msg("'%s' refused: %s", good[i], err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (reg_name_check(bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_true(err[0]);
+	}
+	char longname[300] = "iqn.2026-11.io.ringstor:";
+	memset(longname + strlen(longname), 'a', 250);
+	longname[280] = '\0';
+	assert_int_equal(reg_name_check(longname, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too long"));
+	assert_int_equal(reg_name_check(NULL, NULL, 0), -EINVAL);
+}
+
+static void test_bstype(void **state)
+{
+	(void)state;
+	assert_string_equal(reg_bstype_canonical("rdwr"), "file");
+	assert_string_equal(reg_bstype_canonical("aio"), "file");
+	assert_string_equal(reg_bstype_canonical("file"), "file");
+	assert_string_equal(reg_bstype_canonical(""), "file");
+	assert_string_equal(reg_bstype_canonical(NULL), "file");
+	assert_string_equal(reg_bstype_canonical("null"), "null");
+	assert_null(reg_bstype_canonical("sg"));
+}
+
+static void test_target_new_delete(void **state)
+{
+	char err[256];
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:b", err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "already exists"));
+	assert_int_equal(reg_target_new(2, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), -EEXIST);
+	assert_int_equal(reg_target_new(0, "iqn.2026-11.io.ringstor:c", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_target_new(-4, "iqn.2026-11.io.ringstor:c", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_target_new(3, "bogus", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "invalid iSCSI name"));
+	assert_true(reg_target_exists(1));
+	assert_false(reg_target_exists(2));
+
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	assert_non_null(t);
+	assert_int_equal(reg_target_tid(t), 1);
+	assert_string_equal(reg_target_name(t), "iqn.2026-11.io.ringstor:a");
+	reg_target_put(t);
+	/* names compare case-insensitively (RFC 3722) */
+	t = reg_target_get("IQN.2026-11.IO.RINGSTOR:A");
+	assert_non_null(t);
+	reg_target_put(t);
+	assert_null(reg_target_get("iqn.2026-11.io.ringstor:zzz"));
+	assert_null(reg_target_get(NULL));
+
+	assert_int_equal(reg_target_delete(7, false, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "can't find the target 7"));
+	assert_int_equal(reg_target_delete(1, false, err, sizeof(err)), 0);
+	assert_false(reg_target_exists(1));
+	assert_null(reg_target_get("iqn.2026-11.io.ringstor:a"));
+	/* the name is free again */
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+}
+
+static void test_lun_errors_and_order(void **state)
+{
+	char err[256];
+	uint64_t luns[8];
+	struct reg_lun_spec spec = { .lun = 1, .path = "/x.img", .bstype = "file" };
+	(void)state;
+
+	assert_int_equal(add_lun(1, 1, "/x.img"), -ENOENT);   /* no target */
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	spec.lun = 16384;
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "invalid LUN"));
+	spec.lun = 1;
+	spec.bstype = "sg";
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "backing store type"));
+	spec.bstype = "file";
+	spec.path = "";
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "path is required"));
+	spec.path = "/x.img";
+	spec.bs.block_size = 1024;
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "block size"));
+	spec.bs.block_size = 0;
+	spec.path = "/nonexistent/missing.img";
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "missing.img"));
+	assert_int_equal(atomic_load(&bs_alive), 0);
+	assert_int_equal(reg_lun_new(1, NULL, err, sizeof(err)), -EINVAL);
+
+	assert_int_equal(add_lun(1, 5, "/5.img"), 0);
+	assert_string_equal(last_seed, "iqn.2026-11.io.ringstor:a/5");
+	assert_int_equal(add_lun(1, 1, "/1.img"), 0);
+	assert_int_equal(add_lun(1, 3, "/3.img"), 0);
+	assert_int_equal(add_lun(1, 0, "/0.img"), 0);
+	assert_int_equal(add_lun(1, 16383, "/max.img"), 0);
+	assert_int_equal(add_lun(1, 3, "/3b.img"), -EEXIST);
+	/* null backend needs no path */
+	struct reg_lun_spec nspec = { .lun = 9, .bstype = "null" };
+	assert_int_equal(reg_lun_new(1, &nspec, err, sizeof(err)), 0);
+
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	assert_int_equal(reg_target_luns(t, luns, 8), 6);
+	uint64_t want[] = { 0, 1, 3, 5, 9, 16383 };
+	for (int i = 0; i < 6; i++)
+		assert_true(luns[i] == want[i]);
+	/* max smaller than the count: still the total */
+	assert_int_equal(reg_target_luns(t, luns, 2), 6);
+	assert_true(luns[0] == 0 && luns[1] == 1);
+
+	assert_int_equal(reg_lun_delete(1, 4, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_lun_delete(2, 1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_lun_delete(1, 3, err, sizeof(err)), 0);
+	assert_null(reg_target_lun_get(t, 3));
+	assert_int_equal(reg_target_luns(t, luns, 8), 5);
+	reg_target_put(t);
+	assert_int_equal(atomic_load(&lu_alive), 5);
+}
+
+static void test_lun_delete_in_flight(void **state)
+{
+	char err[256];
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(add_lun(1, 1, "/1.img"), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	struct scsi_lu *lu = reg_target_lun_get(t, 1);   /* a command in flight */
+	assert_non_null(lu);
+	assert_null(reg_target_lun_get(t, 2));
+	assert_int_equal(reg_lun_delete(1, 1, err, sizeof(err)), 0);
+	/* still usable by the command holding it */
+	assert_int_equal(atomic_load(&lu_alive), 1);
+	assert_int_equal(lu->block_size, 512);
+	scsi_lu_put(lu);
+	assert_int_equal(atomic_load(&lu_alive), 0);
+	reg_target_put(t);
+}
+
+static void test_acl(void **state)
+{
+	char err[256];
+	struct sockaddr_storage lo = peer4("127.0.0.1"), other = peer4("192.0.2.5");
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	/* tgt semantics: no ACL admits nobody */
+	assert_false(reg_target_permits(t, (struct sockaddr *)&lo, "iqn.2026-11.test:init1"));
+	assert_int_equal(reg_bind_addr(1, "127.0.0.1", err, sizeof(err)), 0);
+	assert_true(reg_target_permits(t, (struct sockaddr *)&lo, "iqn.2026-11.test:init1"));
+	assert_false(reg_target_permits(t, (struct sockaddr *)&other, "iqn.2026-11.test:init1"));
+	assert_int_equal(reg_bind_addr(1, "127.0.0.1", err, sizeof(err)), -EEXIST);
+	assert_int_equal(reg_bind_addr(1, "10.0.0.0/33", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "prefix"));
+	assert_int_equal(reg_bind_addr(9, "ALL", err, sizeof(err)), -ENOENT);
+	/* a name ACL admits by name from any address (address OR name) */
+	assert_int_equal(reg_bind_initiator(1, "iqn.2026-11.test:init2", err, sizeof(err)), 0);
+	assert_true(reg_target_permits(t, (struct sockaddr *)&other, "iqn.2026-11.test:init2"));
+	assert_true(reg_target_permits(t, (struct sockaddr *)&other, "IQN.2026-11.TEST:INIT2"));
+	assert_false(reg_target_permits(t, (struct sockaddr *)&other, "iqn.2026-11.test:init3"));
+	assert_false(reg_target_permits(t, (struct sockaddr *)&other, NULL));
+	assert_int_equal(reg_bind_initiator(1, "iqn.2026-11.test:init2", err, sizeof(err)), -EEXIST);
+	assert_int_equal(reg_bind_initiator(1, "not-a-name", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_unbind_initiator(1, "iqn.2026-11.test:init9", err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_unbind_initiator(1, "iqn.2026-11.test:init2", err, sizeof(err)), 0);
+	assert_false(reg_target_permits(t, (struct sockaddr *)&other, "iqn.2026-11.test:init2"));
+	/* unbind matches the canonical form */
+	assert_int_equal(reg_bind_addr(1, "192.0.2.77/24", err, sizeof(err)), 0);
+	assert_true(reg_target_permits(t, (struct sockaddr *)&other, NULL));
+	assert_int_equal(reg_unbind_addr(1, "192.0.2.0/24", err, sizeof(err)), 0);
+	assert_false(reg_target_permits(t, (struct sockaddr *)&other, NULL));
+	assert_int_equal(reg_unbind_addr(1, "192.0.2.0/24", err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_unbind_addr(1, "zzz", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_bind_addr(1, "ALL", err, sizeof(err)), 0);
+	assert_true(reg_target_permits(t, (struct sockaddr *)&other, NULL));
+	assert_false(reg_target_permits(NULL, (struct sockaddr *)&other, NULL));
+	reg_target_put(t);
+}
+
+static void collect(const char *iqn, void *arg)
+{
+	char *out = arg;
+	strcat(out, iqn);
+	strcat(out, ";");
+}
+
+static void test_foreach_permitted(void **state)
+{
+	char err[256], seen[1024] = "";
+	struct sockaddr_storage lo = peer4("127.0.0.1");
+	(void)state;
+
+	assert_int_equal(reg_target_new(2, "iqn.2026-11.io.ringstor:b", err, sizeof(err)), 0);
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(reg_target_new(3, "iqn.2026-11.io.ringstor:c", err, sizeof(err)), 0);
+	assert_int_equal(reg_bind_addr(1, "127.0.0.0/8", err, sizeof(err)), 0);
+	assert_int_equal(reg_bind_initiator(3, "iqn.2026-11.test:init1", err, sizeof(err)), 0);
+	reg_foreach_permitted((struct sockaddr *)&lo, "iqn.2026-11.test:init1", collect, seen);
+	assert_string_equal(seen, "iqn.2026-11.io.ringstor:a;iqn.2026-11.io.ringstor:c;");
+	seen[0] = '\0';
+	reg_foreach_permitted((struct sockaddr *)&lo, "iqn.2026-11.test:x", collect, seen);
+	assert_string_equal(seen, "iqn.2026-11.io.ringstor:a;");
+}
+
+static void test_sessions_ua_and_delete(void **state)
+{
+	char err[256];
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(add_lun(1, 1, "/1.img"), 0);
+	assert_int_equal(add_lun(1, 2, "/2.img"), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	uint64_t n1 = reg_new_nexus_id(), n2 = reg_new_nexus_id();
+	assert_true(n1 != 0 && n2 != 0 && n1 != n2);
+	struct reg_session_info si = { .nexus_id = n1, .tsih = 1, .kill = kill_hook };
+	strcpy(si.initiator, "iqn.2026-11.test:init1");
+	strcpy(si.alias, "host1");
+	strcpy(si.peer_addr, "127.0.0.1:40000");
+	strcpy(si.params, "MaxRecvDataSegmentLength=262144\nHeaderDigest=None\n");
+	assert_int_equal(reg_session_add(t, &si), 0);
+	assert_int_equal(reg_session_add(t, &si), -EEXIST);
+	si.nexus_id = 0;
+	assert_int_equal(reg_session_add(t, &si), -EINVAL);
+	si.nexus_id = n2;
+	strcpy(si.peer_addr, "[::1]:40001");
+	si.alias[0] = '\0';
+	assert_int_equal(reg_session_add(t, &si), 0);
+
+	/* targeted UA, with an exception (e.g. LUN RESET from n1) */
+	nuas = 0;
+	reg_target_ua(t, 1, n1, 0x29, 0x03);
+	assert_int_equal(nuas, 1);
+	assert_int_equal(has_ua(1, n2, 0x29, 0x03), 1);
+	/* all LUs */
+	nuas = 0;
+	reg_target_ua(t, UINT64_MAX, 0, 0x2a, 0x01);
+	assert_int_equal(nuas, 4);
+	/* a new LUN: REPORTED LUNS DATA HAS CHANGED for every nexus on every LU */
+	nuas = 0;
+	assert_int_equal(add_lun(1, 3, "/3.img"), 0);
+	assert_int_equal(has_ua(1, n1, 0x3f, 0x0e), 1);
+	assert_int_equal(has_ua(2, n2, 0x3f, 0x0e), 1);
+	assert_int_equal(has_ua(3, n2, 0x3f, 0x0e), 1);
+	assert_int_equal(nuas, 6);
+	nuas = 0;
+	assert_int_equal(reg_lun_delete(1, 3, err, sizeof(err)), 0);
+	assert_int_equal(nuas, 4);
+	assert_int_equal(has_ua(3, n1, 0x3f, 0x0e), 0);
+
+	/* online resize */
+	nuas = 0;
+	assert_int_equal(reg_lun_refresh(1, 2, err, sizeof(err)), 0);
+	assert_int_equal(nuas, 0);           /* unchanged: no UA */
+	fake_backing_size = 2ull << 30;
+	assert_int_equal(reg_lun_refresh(1, 2, err, sizeof(err)), 0);
+	assert_int_equal(has_ua(2, n1, 0x2a, 0x09), 1);
+	assert_int_equal(has_ua(2, n2, 0x2a, 0x09), 1);
+	assert_int_equal(nuas, 2);
+	assert_int_equal(reg_lun_refresh(1, 7, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_lun_refresh(5, 1, err, sizeof(err)), -ENOENT);
+
+	/* show: tgtadm layout */
+	char *out = capture_targets(-1, false);
+	assert_non_null(strstr(out, "Target 1: iqn.2026-11.io.ringstor:a\n"
+				    "    System information:\n"
+				    "        Driver: iscsi\n"
+				    "        State: ready\n"
+				    "    I_T nexus information:\n"));
+	assert_non_null(strstr(out, "            Initiator: iqn.2026-11.test:init1 alias: host1\n"
+				    "            Connection: 0\n"
+				    "                IP Address: 127.0.0.1\n"));
+	assert_non_null(strstr(out, "alias: none\n"));
+	assert_non_null(strstr(out, "                IP Address: ::1\n"));
+	assert_non_null(strstr(out, "        LUN: 1\n            Type: disk\n"));
+	assert_non_null(strstr(out, "            Size: 1074 MB, Block size: 512\n"));
+	assert_non_null(strstr(out, "            Size: 2147 MB, Block size: 512\n"));
+	assert_non_null(strstr(out, "            Backing store type: file\n"
+				    "            Backing store path: /1.img\n"));
+	assert_non_null(strstr(out, "    Account information:\n    ACL information:\n"));
+	free(out);
+	out = capture_targets(1, true);
+	assert_non_null(strstr(out, "\"initiator\": \"iqn.2026-11.test:init1\""));
+	assert_non_null(strstr(out, "\"size_bytes\": 2147483648"));
+	free(out);
+
+	char *sbuf = NULL;
+	size_t slen = 0;
+	FILE *f = open_memstream(&sbuf, &slen);
+	assert_int_equal(reg_show_sessions(f, -1, 0, true, false), 0);
+	assert_int_equal(reg_show_sessions(f, 1, n2, false, true), 0);
+	assert_int_equal(reg_show_sessions(f, 9, 0, false, false), -ENOENT);
+	assert_int_equal(reg_show_sessions(f, 1, 999999, false, false), -ENOENT);
+	fclose(f);
+	assert_non_null(strstr(sbuf, "Session: "));
+	assert_non_null(strstr(sbuf, "        MaxRecvDataSegmentLength=262144\n"));
+	assert_non_null(strstr(sbuf, "\"address\": \"::1\""));
+	free(sbuf);
+
+	/* delete while sessions exist: EBUSY, then force kills them */
+	assert_int_equal(reg_target_delete(1, false, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "--force"));
+	assert_int_equal(kills, 0);
+	assert_int_equal(reg_target_delete(1, true, err, sizeof(err)), 0);
+	assert_int_equal(kills, 2);
+	assert_false(reg_target_exists(1));
+	/* the sessions still hold the target; a new session cannot join */
+	si.nexus_id = reg_new_nexus_id();
+	assert_int_equal(reg_session_add(t, &si), -ENOENT);
+	assert_false(reg_target_permits(t, NULL, "x"));
+	assert_int_equal(atomic_load(&lu_alive), 2);
+	nclears = 0;
+	reg_session_del(t, n1);
+	reg_session_del(t, n2);
+	reg_session_del(t, n2);   /* twice is harmless */
+	assert_int_equal(nclears, 4);
+	reg_target_put(t);        /* last reference: LUs go */
+	assert_int_equal(atomic_load(&lu_alive), 0);
+}
+
+static void test_show_json_escaping(void **state)
+{
+	char err[256];
+	(void)state;
+
+	assert_int_equal(reg_target_new(4, "iqn.2026-11.io.ringstor:q", err, sizeof(err)), 0);
+	assert_int_equal(add_lun(4, 1, "/tmp/we\"ird\\pa\th\x01\xff.img"), 0);
+	char *out = capture_targets(4, true);
+	assert_non_null(strstr(out, "\"backing_store_path\": \"/tmp/we\\\"ird\\\\pa\\u0009h\\u0001\\ufffd.img\""));
+	assert_non_null(strstr(out, "{\"targets\": [{\"tid\": 4"));
+	free(out);
+	out = capture_targets(99, true);
+	assert_string_equal(out, "{\"targets\": []}\n");
+	free(out);
+	out = capture_targets(99, false);
+	assert_string_equal(out, "");
+	free(out);
+
+	char *sbuf = NULL;
+	size_t slen = 0;
+	const char *portals[] = { "127.0.0.1:3260,1", "[::1]:3260,1" };
+	reg_set_sys_info("9.9.9", 2, portals, 2);
+	FILE *f = open_memstream(&sbuf, &slen);
+	reg_show_sys(f, false);
+	reg_show_sys(f, true);
+	fclose(f);
+	assert_non_null(strstr(sbuf, "System:\n    State: ready\n    debug: off\n"));
+	assert_non_null(strstr(sbuf, "LLDs:\n    iscsi: ready\n"));
+	assert_non_null(strstr(sbuf, "Portals:\n    127.0.0.1:3260,1\n    [::1]:3260,1\n"));
+	assert_non_null(strstr(sbuf, "\"version\": \"9.9.9\""));
+	free(sbuf);
+}
+
+/* ---- control_execute: the daemon side of ringstoradm ---- */
+
+static int exec(struct ctl_request *r, char **body, char *msg)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(body, &len);
+	int code = control_execute(r, f, msg, CTL_MSG_MAX);
+	fclose(f);
+	return code;
+}
+
+static void test_control_execute(void **state)
+{
+	struct ctl_request r;
+	char msg[CTL_MSG_MAX], *body = NULL;
+	(void)state;
+
+#define REQ(m, o) do { ctl_request_init(&r); r.mode = (m); r.op = (o); } while (0)
+	REQ(CTL_MODE_TARGET, CTL_OP_NEW);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--tid"));
+	free(body);
+	r.has_tid = true;
+	r.tid = 1;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--targetname"));
+	free(body);
+	strcpy(r.targetname, "iqn.2026-11.io.ringstor:ctl");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_string_equal(msg, "ok");
+	free(body);
+	assert_int_equal(exec(&r, &body, msg), EEXIST);
+	free(body);
+
+	REQ(CTL_MODE_LU, CTL_OP_NEW);
+	r.has_tid = true;
+	r.tid = 1;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--lun"));
+	free(body);
+	r.has_lun = true;
+	r.lun = 1;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--backing-store"));
+	free(body);
+	strcpy(r.backing_store, "/tmp/missing.img");
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	strcpy(r.backing_store, "/tmp/x.img");
+	strcpy(r.params, "readonly=1,bogus=2");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "bogus"));
+	free(body);
+	strcpy(r.params, "readonly=maybe");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.params, "size=lots");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.params, "readonly=1,serial=ABC123");
+	r.has_blocksize = true;
+	r.blocksize = 1000;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	r.blocksize = 4096;
+	strcpy(r.bstype, "sg");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.bstype, "aio");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+
+	REQ(CTL_MODE_LU, CTL_OP_UPDATE);
+	r.has_tid = r.has_lun = true;
+	r.tid = 1;
+	r.lun = 1;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.params, "refresh");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	strcpy(r.params, "refresh,readonly=0");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	REQ(CTL_MODE_TARGET, CTL_OP_BIND);
+	r.has_tid = true;
+	r.tid = 1;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.initiator_address, "10.0.0.0/40");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.initiator_address, "ALL");
+	strcpy(r.initiator_name, "BAD NAME");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);   /* all or nothing */
+	free(body);
+	r.initiator_name[0] = '\0';
+	assert_int_equal(exec(&r, &body, msg), 0);       /* ALL was rolled back */
+	free(body);
+
+	REQ(CTL_MODE_TARGET, CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(body, "Target 1: iqn.2026-11.io.ringstor:ctl\n"));
+	assert_non_null(strstr(body, "            Readonly: Yes\n"));
+	assert_non_null(strstr(body, "            SCSI SN: ABC123\n"));
+	assert_non_null(strstr(body, "Block size: 4096"));
+	assert_non_null(strstr(body, "        ALL\n"));
+	free(body);
+	r.has_tid = true;
+	r.tid = 42;
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+
+	REQ(CTL_MODE_TARGET, CTL_OP_UPDATE);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	REQ(CTL_MODE_SYS, CTL_OP_NEW);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	REQ(CTL_MODE_SYS, CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(body, "System:"));
+	free(body);
+	REQ(CTL_MODE_SESSION, CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	REQ(CTL_MODE_CONN, CTL_OP_SHOW);
+	r.has_sid = true;
+	r.sid = 77;
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	REQ(CTL_MODE_NONE, CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	REQ(CTL_MODE_LU, CTL_OP_DELETE);
+	r.has_tid = r.has_lun = true;
+	r.tid = 1;
+	r.lun = 1;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	REQ(CTL_MODE_TARGET, CTL_OP_DELETE);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	r.has_tid = true;
+	r.tid = 1;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+#undef REQ
+}
+
+/* Data path readers racing the control plane (run under ASan/TSan). */
+static atomic_bool stop_readers;
+
+static void *reader(void *arg)
+{
+	struct iscsi_target *t = arg;
+	uint64_t luns[16];
+
+	while (!atomic_load(&stop_readers)) {
+		int n = reg_target_luns(t, luns, 16);
+		for (int i = 0; i < n && i < 16; i++) {
+			struct scsi_lu *lu = reg_target_lun_get(t, luns[i]);
+			if (lu) {
+				assert_true(lu->block_size == 512);
+				scsi_lu_put(lu);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_lun_churn(void **state)
+{
+	char err[256];
+	pthread_t th[2];
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	atomic_store(&stop_readers, false);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, reader, t);
+	for (int round = 0; round < 300; round++) {
+		uint64_t lun = (uint64_t)(round % 7);
+		if (add_lun(1, lun, "/c.img") == -EEXIST)
+			assert_int_equal(reg_lun_delete(1, lun, err, sizeof(err)), 0);
+	}
+	atomic_store(&stop_readers, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	reg_target_put(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_name_check),
+		cmocka_unit_test(test_bstype),
+		cmocka_unit_test_setup_teardown(test_target_new_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lun_errors_and_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lun_delete_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach_permitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_ua_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_show_json_escaping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_execute, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_lun_churn, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

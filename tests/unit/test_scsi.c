@@ -1,0 +1,1687 @@
+/* test_scsi.c - the SCSI core (SPC-4 / SBC-3) end to end through a real
+ * reactor: CDBs in, status/sense/Data-In out, backends underneath. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend/backend.h"
+#include "core/reactor.h"
+#include "target/scsi.h"
+
+static struct reactor R;
+static char tmpdir[64];
+static struct scsi_lu *nlu;     /* null backend, 512-byte blocks, 1 MiB */
+static struct scsi_lu *flu;     /* file backend, 4096-byte blocks, 4 MiB */
+static struct scsi_lu *rolu;    /* null backend, read-only */
+static struct scsi_nexus nexus1 = { .id = 1, .initiator_port = "iqn.x,i,0x1", .target_port_id = 1 };
+static struct scsi_nexus nexus2 = { .id = 2, .initiator_port = "iqn.y,i,0x2", .target_port_id = 1 };
+
+#define NULL_BLOCKS (1u << 11)   /* 1 MiB / 512 */
+#define FILE_BLOCKS (1u << 10)   /* 4 MiB / 4096 */
+
+static int done_calls;
+
+static void on_done(struct scsi_cmd *cmd)
+{
+	done_calls++;
+	if (cmd->r && cmd->r->stopping == false && reactor_current() == cmd->r)
+		reactor_stop(cmd->r);
+}
+
+/* Execute cmd and run the reactor until done() was called once. */
+static void run(struct scsi_cmd *cmd)
+{
+	done_calls = 0;
+	cmd->r = &R;
+	cmd->done = on_done;
+	if (!cmd->nexus)
+		cmd->nexus = &nexus1;
+	scsi_cmd_execute(cmd);
+	if (done_calls == 0) {
+		R.stopping = false;
+		reactor_run(&R);
+	}
+	assert_int_equal(done_calls, 1);
+}
+
+static void cmd_init(struct scsi_cmd *cmd, struct scsi_lu *lu, const uint8_t *cdb, size_t len)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	memcpy(cmd->cdb, cdb, len);
+	cmd->cdb_len = (uint8_t)len;
+	cmd->lu = lu;
+	cmd->lun = lu ? lu->lun : 7;
+}
+
+/* One-shot: build, run; caller releases. */
+static void exec(struct scsi_cmd *cmd, struct scsi_lu *lu, const uint8_t *cdb, size_t len)
+{
+	cmd_init(cmd, lu, cdb, len);
+	run(cmd);
+}
+
+static void assert_good(const struct scsi_cmd *cmd)
+{
+	if (cmd->status != SAM_STAT_GOOD)
+		fail_msg("op %#x lba %llu n %u: status %#x sense %x/%02x/%02x", cmd->cdb[0],
+			 (unsigned long long)cmd->lba, cmd->nr_blocks, cmd->status, cmd->sense[2],
+			 cmd->sense[12], cmd->sense[13]);
+}
+
+static void assert_sense(const struct scsi_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq)
+{
+	if (cmd->status != SAM_STAT_CHECK_CONDITION)
+		fail_msg("status %#x, expected CHECK CONDITION %x/%02x/%02x", cmd->status, key, asc,
+			 ascq);
+	assert_int_equal(cmd->sense_len, 18);
+	assert_int_equal(cmd->sense[0] & 0x7f, 0x70);
+	assert_int_equal(cmd->sense[2] & 0x0f, key);
+	assert_int_equal(cmd->sense[12], asc);
+	assert_int_equal(cmd->sense[13], ascq);
+}
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+static void wbe16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void wbe32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static void wbe64(uint8_t *p, uint64_t v) { wbe32(p, (uint32_t)(v >> 32)); wbe32(p + 4, (uint32_t)v); }
+
+/* Build a READ/WRITE/VERIFY-family CDB of the given opcode. */
+static size_t rw_cdb(uint8_t *cdb, uint8_t op, uint64_t lba, uint32_t n, uint8_t b1)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = op;
+	switch (op >> 5) {
+	case 0:
+		cdb[1] = (uint8_t)((lba >> 16) & 0x1f);
+		cdb[2] = (uint8_t)(lba >> 8);
+		cdb[3] = (uint8_t)lba;
+		cdb[4] = (uint8_t)n;
+		return 6;
+	case 1:
+		cdb[1] = b1;
+		wbe32(&cdb[2], (uint32_t)lba);
+		wbe16(&cdb[7], (uint16_t)n);
+		return 10;
+	case 5:
+		cdb[1] = b1;
+		wbe32(&cdb[2], (uint32_t)lba);
+		wbe32(&cdb[6], n);
+		return 12;
+	default:
+		cdb[1] = b1;
+		wbe64(&cdb[2], lba);
+		wbe32(&cdb[10], n);
+		return 16;
+	}
+}
+
+static int report_luns_hook(const struct scsi_cmd *cmd, uint64_t *luns, int max)
+{
+	static const uint64_t all[] = { 0, 1, 300 };
+	int i;
+	(void)cmd;
+	for (i = 0; i < 3 && i < max; i++)
+		luns[i] = all[i];
+	return 3;
+}
+
+static int setup(void **state)
+{
+	struct bstore_params np = { .block_size = 512, .size = 1 << 20 };
+	struct bstore_params fp = { .block_size = 4096, .size = 4 << 20, .create = true };
+	struct scsi_lu_params lp = { .naa_seed = "iqn.2024-01.test:tgt/0" };
+	struct bstore *bs;
+	char path[128];
+	(void)state;
+
+	alarm(60);
+	assert_int_equal(reactor_init(&R, 0, 64), 0);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/rs-test-scsi-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	nlu = scsi_lu_create(0, bs, &lp);
+	assert_non_null(nlu);
+
+	snprintf(path, sizeof(path), "%s/lu.img", tmpdir);
+	assert_int_equal(bstore_open("file", path, &fp, &bs), 0);
+	lp.naa_seed = "iqn.2024-01.test:tgt/1";
+	lp.serial = "SER-1";
+	flu = scsi_lu_create(1, bs, &lp);
+	assert_non_null(flu);
+
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	lp.naa_seed = "iqn.2024-01.test:tgt/2";
+	lp.serial = NULL;
+	lp.readonly = true;
+	rolu = scsi_lu_create(2, bs, &lp);
+	assert_non_null(rolu);
+	scsi_report_luns_hook = report_luns_hook;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	scsi_lu_put(nlu);
+	scsi_lu_put(flu);
+	scsi_lu_put(rolu);
+	reactor_fini(&R);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sense                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void test_sense_build(void **state)
+{
+	struct scsi_cmd cmd;
+	uint8_t buf[18];
+	(void)state;
+
+	assert_int_equal(scsi_build_sense(buf, SK_ILLEGAL_REQUEST, 0x24, 0x00), 18);
+	assert_int_equal(buf[0], 0x70);
+	assert_int_equal(buf[2], 0x05);
+	assert_int_equal(buf[7], 10);
+	assert_int_equal(buf[12], 0x24);
+	assert_int_equal(buf[13], 0x00);
+
+	memset(&cmd, 0, sizeof(cmd));
+	scsi_set_sense_field(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0, true, 258, 3);
+	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	assert_int_equal(cmd.sense[15], 0x80 | 0x40 | 0x08 | 3);
+	assert_int_equal(be16(&cmd.sense[16]), 258);
+	scsi_set_sense_field(&cmd, SK_ILLEGAL_REQUEST, 0x26, 0, false, 5, -1);
+	assert_int_equal(cmd.sense[15], 0x80);
+	assert_int_equal(be16(&cmd.sense[16]), 5);
+}
+
+static void test_errno_sense(void **state)
+{
+	struct scsi_cmd cmd;
+	(void)state;
+
+	memset(&cmd, 0, sizeof(cmd));
+	scsi_set_errno_sense(&cmd, -EIO, false);
+	assert_sense(&cmd, SK_MEDIUM_ERROR, 0x11, 0x00);
+	scsi_set_errno_sense(&cmd, -EIO, true);
+	assert_sense(&cmd, SK_MEDIUM_ERROR, 0x0c, 0x00);
+	scsi_set_errno_sense(&cmd, -ENOSPC, true);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x07);
+	scsi_set_errno_sense(&cmd, -EROFS, true);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	scsi_set_errno_sense(&cmd, -EBADF, false);
+	assert_sense(&cmd, SK_HARDWARE_ERROR, 0x44, 0x00);
+	scsi_set_errno_sense(&cmd, -ENOMEM, false);
+	assert_int_equal(cmd.status, SAM_STAT_BUSY);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch, LU presence, unit attentions                                    */
+/* ------------------------------------------------------------------------ */
+
+static void test_tur_and_unknown_opcode(void **state)
+{
+	uint8_t tur[6] = { 0x00 }, bad[10] = { 0xc7 }, sai[16] = { 0x9e, 0x11 };
+	uint8_t naca[6] = { 0x00, 0, 0, 0, 0, 0x04 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, nlu, tur, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 0);
+	exec(&cmd, nlu, bad, 10);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x20, 0x00);
+	exec(&cmd, nlu, sai, 16);             /* SERVICE ACTION IN, unknown SA */
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	exec(&cmd, nlu, naca, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	assert_int_equal(be16(&cmd.sense[16]), 5);
+}
+
+static void test_no_lu(void **state)
+{
+	uint8_t tur[6] = { 0x00 }, inq[6] = { 0x12, 0, 0, 0, 96, 0 };
+	uint8_t rs[6] = { 0x03, 0, 0, 0, 18, 0 }, rl[12] = { 0xa0 };
+	uint8_t vpd0[6] = { 0x12, 1, 0x00, 0, 255, 0 }, vpd83[6] = { 0x12, 1, 0x83, 0, 255, 0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, NULL, tur, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x25, 0x00);
+
+	exec(&cmd, NULL, inq, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[0], 0x7f);  /* qualifier 011b, type 1Fh */
+	scsi_cmd_release(&cmd);
+
+	exec(&cmd, NULL, vpd0, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[0], 0x7f);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, NULL, vpd83, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+
+	exec(&cmd, NULL, rs, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 18);
+	assert_int_equal(cmd.data_in[2], SK_ILLEGAL_REQUEST);
+	assert_int_equal(cmd.data_in[12], 0x25);
+	scsi_cmd_release(&cmd);
+
+	wbe32(&rl[6], 4096);
+	exec(&cmd, NULL, rl, 12);
+	assert_good(&cmd);
+	assert_int_equal(be32(cmd.data_in), 24);
+	scsi_cmd_release(&cmd);
+}
+
+static void test_unit_attention(void **state)
+{
+	uint8_t tur[6] = { 0x00 }, inq[6] = { 0x12, 0, 0, 0, 36, 0 };
+	uint8_t rs[6] = { 0x03, 0, 0, 0, 252, 0 }, rl[12] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	scsi_lu_ua_add(nlu, 1, 0x29, 0x00);
+	scsi_lu_ua_add(nlu, 1, 0x29, 0x00);   /* duplicate: ignored */
+	scsi_lu_ua_add(nlu, 1, 0x2a, 0x09);
+
+	/* INQUIRY and REPORT LUNS neither report nor clear it */
+	exec(&cmd, nlu, inq, 6);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, nlu, rl, 12);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	/* another nexus is unaffected */
+	cmd_init(&cmd, nlu, tur, 6);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_good(&cmd);
+
+	exec(&cmd, nlu, tur, 6);
+	assert_sense(&cmd, SK_UNIT_ATTENTION, 0x29, 0x00);
+	/* REQUEST SENSE returns (and consumes) the next one */
+	exec(&cmd, nlu, rs, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 18);
+	assert_int_equal(cmd.data_in[2], SK_UNIT_ATTENTION);
+	assert_int_equal(cmd.data_in[12], 0x2a);
+	assert_int_equal(cmd.data_in[13], 0x09);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, nlu, tur, 6);
+	assert_good(&cmd);
+	exec(&cmd, nlu, rs, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[2], SK_NO_SENSE);
+	assert_int_equal(cmd.data_in[12], 0);
+	scsi_cmd_release(&cmd);
+
+	/* descriptor format */
+	rs[1] = 1;
+	exec(&cmd, nlu, rs, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8);
+	assert_int_equal(cmd.data_in[0], 0x72);
+	scsi_cmd_release(&cmd);
+
+	/* unknown opcodes also report the UA first */
+	scsi_lu_ua_add(nlu, 1, 0x3f, 0x0e);
+	uint8_t bad[6] = { 0x1d };
+	exec(&cmd, nlu, bad, 6);
+	assert_sense(&cmd, SK_UNIT_ATTENTION, 0x3f, 0x0e);
+
+	/* nexus loss clears */
+	scsi_lu_ua_add(nlu, 1, 0x29, 0x00);
+	scsi_lu_ua_add(nlu, 2, 0x29, 0x00);
+	scsi_lu_ua_clear_nexus(nlu, 1);
+	exec(&cmd, nlu, tur, 6);
+	assert_good(&cmd);
+	cmd_init(&cmd, nlu, tur, 6);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_sense(&cmd, SK_UNIT_ATTENTION, 0x29, 0x00);
+}
+
+/* ------------------------------------------------------------------------ */
+/* INQUIRY                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_inquiry_standard(void **state)
+{
+	uint8_t cdb[6] = { 0x12, 0, 0, 0x01, 0x04, 0 };   /* alloc 260 */
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, cdb, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 96);
+	assert_int_equal(cmd.xfer_len, 96);
+	assert_false(cmd.xfer_is_write);
+	assert_int_equal(cmd.data_in[0], 0x00);
+	assert_int_equal(cmd.data_in[2], 0x06);
+	assert_int_equal(cmd.data_in[3], 0x12);
+	assert_int_equal(cmd.data_in[4], 96 - 5);
+	assert_int_equal(cmd.data_in[7] & 0x02, 0x02);
+	assert_memory_equal(&cmd.data_in[8], "RINGSTOR", 8);
+	assert_memory_equal(&cmd.data_in[16], "VIRTUAL-DISK    ", 16);
+	assert_memory_equal(&cmd.data_in[32], "0001", 4);
+	assert_int_equal(be16(&cmd.data_in[58]), 0x00a0);
+	assert_int_equal(be16(&cmd.data_in[60]), 0x0460);
+	assert_int_equal(be16(&cmd.data_in[62]), 0x04c0);
+	scsi_cmd_release(&cmd);
+
+	/* allocation length truncation */
+	cdb[3] = 0;
+	cdb[4] = 10;
+	exec(&cmd, flu, cdb, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 10);
+	assert_int_equal(cmd.data_in[4], 91);
+	scsi_cmd_release(&cmd);
+	cdb[4] = 0;
+	exec(&cmd, flu, cdb, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 0);
+	scsi_cmd_release(&cmd);
+
+	/* EVPD=0 with a page code */
+	cdb[2] = 0x80;
+	cdb[4] = 255;
+	exec(&cmd, flu, cdb, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	assert_int_equal(cmd.sense[15] & 0xc0, 0xc0);
+	assert_int_equal(be16(&cmd.sense[16]), 2);
+	scsi_cmd_release(&cmd);
+}
+
+static void get_vpd(struct scsi_cmd *cmd, struct scsi_lu *lu, uint8_t page)
+{
+	uint8_t cdb[6] = { 0x12, 1, page, 0, 255, 0 };
+	exec(cmd, lu, cdb, 6);
+	assert_good(cmd);
+	assert_int_equal(cmd->data_in[1], page);
+	assert_int_equal(cmd->data_in_len, 4 + be16(&cmd->data_in[2]));
+}
+
+static void test_inquiry_vpd(void **state)
+{
+	struct scsi_cmd cmd;
+	uint8_t naa1[16], naa1b[16];
+	uint8_t cdb[6] = { 0x12, 1, 0x99, 0, 255, 0 };
+	(void)state;
+
+	get_vpd(&cmd, flu, 0x00);
+	assert_int_equal(cmd.data_in_len, 10);
+	assert_memory_equal(&cmd.data_in[4], "\x00\x80\x83\xb0\xb1\xb2", 6);
+	scsi_cmd_release(&cmd);
+
+	get_vpd(&cmd, flu, 0x80);
+	assert_int_equal(cmd.data_in_len, 4 + 5);
+	assert_memory_equal(&cmd.data_in[4], "SER-1", 5);
+	scsi_cmd_release(&cmd);
+
+	get_vpd(&cmd, nlu, 0x80);   /* derived serial */
+	assert_int_equal(cmd.data_in_len, 4 + 16);
+	scsi_cmd_release(&cmd);
+
+	get_vpd(&cmd, flu, 0x83);
+	/* NAA 6 designator first */
+	assert_int_equal(cmd.data_in[4], 0x01);
+	assert_int_equal(cmd.data_in[5], 0x03);
+	assert_int_equal(cmd.data_in[7], 16);
+	assert_int_equal(cmd.data_in[8] >> 4, 6);
+	memcpy(naa1, &cmd.data_in[8], 16);
+	/* T10 vendor id */
+	assert_int_equal(cmd.data_in[24], 0x02);
+	assert_int_equal(cmd.data_in[25], 0x01);
+	assert_int_equal(cmd.data_in[27], 8 + 5);
+	assert_memory_equal(&cmd.data_in[28], "RINGSTORSER-1", 13);
+	/* relative target port */
+	assert_int_equal(cmd.data_in[41], 0x51);
+	assert_int_equal(cmd.data_in[42], 0x94);
+	assert_int_equal(be16(&cmd.data_in[47]), 1);
+	scsi_cmd_release(&cmd);
+
+	/* NAA is a pure function of the seed: persistent across restarts */
+	{
+		struct bstore_params np = { .block_size = 512, .size = 1 << 20 };
+		struct scsi_lu_params lp = { .naa_seed = "iqn.2024-01.test:tgt/1" };
+		struct bstore *bs;
+		struct scsi_lu *lu;
+		assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+		lu = scsi_lu_create(1, bs, &lp);
+		memcpy(naa1b, lu->naa, 16);
+		assert_memory_equal(naa1, naa1b, 16);
+		assert_memory_not_equal(naa1, nlu->naa, 16);
+		scsi_lu_put(lu);
+	}
+
+	get_vpd(&cmd, flu, 0xb0);
+	assert_int_equal(cmd.data_in_len, 64);
+	assert_int_equal(be16(&cmd.data_in[6]), 1);            /* granularity, 4k blocks */
+	assert_int_equal(be32(&cmd.data_in[8]), (8u << 20) / 4096);
+	assert_int_equal(cmd.data_in[4], 0x01);                 /* WSNZ */
+	assert_int_equal(be32(&cmd.data_in[20]), 0x100000);     /* MAX UNMAP LBA COUNT */
+	assert_int_equal(be32(&cmd.data_in[24]), 256);          /* MAX UNMAP DESCRIPTORS */
+	assert_int_equal(be32(&cmd.data_in[28]), 1);            /* OPTIMAL UNMAP GRANULARITY */
+	assert_int_equal(be64(&cmd.data_in[36]), 0xffff);
+	scsi_cmd_release(&cmd);
+	get_vpd(&cmd, nlu, 0xb0);
+	assert_int_equal(be16(&cmd.data_in[6]), 8);
+	scsi_cmd_release(&cmd);
+
+	get_vpd(&cmd, flu, 0xb1);
+	assert_int_equal(be16(&cmd.data_in[4]), 1);
+	scsi_cmd_release(&cmd);
+
+	get_vpd(&cmd, flu, 0xb2);
+	assert_int_equal(cmd.data_in[5], 0xe4);                  /* LBPU LBPWS LBPWS10 LBPRZ */
+	assert_int_equal(cmd.data_in[6], 0x02);                  /* thin */
+	scsi_cmd_release(&cmd);
+
+	exec(&cmd, flu, cdb, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* READ CAPACITY                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void test_read_capacity(void **state)
+{
+	uint8_t rc10[10] = { 0x25 }, rc16[16] = { 0x9e, 0x10 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, rc10, 10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8);
+	assert_int_equal(be32(cmd.data_in), FILE_BLOCKS - 1);
+	assert_int_equal(be32(cmd.data_in + 4), 4096);
+	scsi_cmd_release(&cmd);
+
+	rc10[5] = 1;   /* LBA != 0 with PMI=0 */
+	exec(&cmd, flu, rc10, 10);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	rc10[8] = 1;   /* PMI=1: fine */
+	exec(&cmd, flu, rc10, 10);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	wbe32(&rc16[10], 32);
+	exec(&cmd, nlu, rc16, 16);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 32);
+	assert_int_equal(be64(cmd.data_in), NULL_BLOCKS - 1);
+	assert_int_equal(be32(cmd.data_in + 8), 512);
+	assert_int_equal(cmd.data_in[14], 0xc0);          /* LBPME, LBPRZ */
+	scsi_cmd_release(&cmd);
+	wbe32(&rc16[10], 12);
+	exec(&cmd, nlu, rc16, 16);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 12);
+	scsi_cmd_release(&cmd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* READ / WRITE decoding and data path                                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_rw_decode(void **state)
+{
+	static const uint8_t ops[] = { 0x08, 0x28, 0xa8, 0x88, 0x0a, 0x2a, 0xaa, 0x8a };
+	uint8_t cdb[16], *data = bstore_buf_alloc(256 * 512);
+	struct scsi_cmd cmd;
+	size_t i, len;
+	(void)state;
+
+	for (i = 0; i < sizeof(ops); i++) {
+		bool wr = ops[i] & 0x02;
+		len = rw_cdb(cdb, ops[i], 0x123, 3, 0);
+		cmd_init(&cmd, nlu, cdb, len);
+		if (wr) {
+			cmd.data_out = data;
+			cmd.data_out_len = 3 * 512;
+		}
+		run(&cmd);
+		assert_good(&cmd);
+		assert_int_equal(cmd.lba, 0x123);
+		assert_int_equal(cmd.nr_blocks, 3);
+		assert_int_equal(cmd.xfer_len, 3 * 512);
+		assert_int_equal(cmd.xfer_is_write, wr);
+		assert_int_equal(cmd.data_in_len, wr ? 0 : 3 * 512);
+		scsi_cmd_release(&cmd);
+	}
+
+	/* READ(6)/WRITE(6): TRANSFER LENGTH 0 means 256 blocks */
+	len = rw_cdb(cdb, 0x08, 0x10, 0, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_good(&cmd);
+	assert_int_equal(cmd.nr_blocks, 256);
+	assert_int_equal(cmd.data_in_len, 256 * 512);
+	scsi_cmd_release(&cmd);
+	len = rw_cdb(cdb, 0x0a, 0x10, 0, 0);
+	cmd_init(&cmd, nlu, cdb, len);
+	cmd.data_out = data;
+	cmd.data_out_len = 256 * 512;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 256 * 512);
+
+	/* READ(10..16): TRANSFER LENGTH 0 is GOOD with nothing moved */
+	for (i = 1; i < 4; i++) {
+		len = rw_cdb(cdb, ops[i], 5, 0, 0);
+		exec(&cmd, nlu, cdb, len);
+		assert_good(&cmd);
+		assert_int_equal(cmd.xfer_len, 0);
+		assert_int_equal(cmd.data_in_len, 0);
+		scsi_cmd_release(&cmd);
+	}
+
+	/* 64-bit LBA decode */
+	len = rw_cdb(cdb, 0x88, 0x0123456789abcdefull, 1, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	assert_true(cmd.lba == 0x0123456789abcdefull);
+	/* 21-bit LBA of READ(6) */
+	len = rw_cdb(cdb, 0x08, 0x1fffff, 1, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_int_equal(cmd.lba, 0x1fffff);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+
+	/* RDPROTECT / WRPROTECT */
+	len = rw_cdb(cdb, 0x28, 0, 1, 0x20);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	assert_int_equal(be16(&cmd.sense[16]), 1);
+	len = rw_cdb(cdb, 0x8a, 0, 1, 0xe0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+
+	/* beyond the maximum transfer length */
+	len = rw_cdb(cdb, 0x28, 0, 0xffff, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);   /* range first */
+	len = rw_cdb(cdb, 0xa8, 0, NULL_BLOCKS, 0);
+	{
+		struct bstore_params bp = { .block_size = 512, .size = 1ull << 32 };
+		struct bstore *bs;
+		struct scsi_lu *big;
+		assert_int_equal(bstore_open("null", NULL, &bp, &bs), 0);
+		big = scsi_lu_create(9, bs, NULL);
+		len = rw_cdb(cdb, 0xa8, 0, (16u << 20) / 512, 0);
+		exec(&cmd, big, cdb, len);
+		assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+		assert_int_equal(be16(&cmd.sense[16]), 6);
+		scsi_lu_put(big);
+	}
+	bstore_buf_free(data);
+}
+
+static void test_range_checks(void **state)
+{
+	uint8_t cdb[16];
+	struct scsi_cmd cmd;
+	size_t len;
+	(void)state;
+
+	len = rw_cdb(cdb, 0x28, NULL_BLOCKS - 1, 1, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	len = rw_cdb(cdb, 0x28, NULL_BLOCKS - 1, 2, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	assert_int_equal(cmd.data_in_len, 0);
+	len = rw_cdb(cdb, 0x28, NULL_BLOCKS, 0, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_good(&cmd);
+	len = rw_cdb(cdb, 0x28, NULL_BLOCKS + 1, 0, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	len = rw_cdb(cdb, 0x28, 0xffffffff, 1, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	len = rw_cdb(cdb, 0x88, 1ull << 63, 1, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	len = rw_cdb(cdb, 0x88, UINT64_MAX, 2, 0);     /* lba + n wraps */
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	len = rw_cdb(cdb, 0x8a, NULL_BLOCKS - 1, 0x10000, 0);
+	exec(&cmd, nlu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+
+	/* SYNCHRONIZE CACHE range */
+	memset(cdb, 0, 16);
+	cdb[0] = 0x35;
+	wbe32(&cdb[2], NULL_BLOCKS);
+	exec(&cmd, nlu, cdb, 10);
+	assert_good(&cmd);       /* 0 blocks at the end */
+	wbe32(&cdb[2], NULL_BLOCKS + 1);
+	exec(&cmd, nlu, cdb, 10);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	memset(cdb, 0, 16);
+	cdb[0] = 0x91;
+	wbe32(&cdb[10], 10);
+	exec(&cmd, flu, cdb, 16);
+	assert_good(&cmd);
+}
+
+static void test_file_write_read(void **state)
+{
+	uint8_t cdb[16];
+	uint8_t *data = malloc(8 * 4096 + 1);   /* deliberately not page aligned */
+	uint8_t *wbuf = data + 1;
+	struct scsi_cmd cmd;
+	size_t len;
+	(void)state;
+
+	for (int i = 0; i < 8 * 4096; i++)
+		wbuf[i] = (uint8_t)(i % 251);
+	len = rw_cdb(cdb, 0x2a, 10, 8, 0x08);   /* FUA */
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 8 * 4096;
+	cmd.expected_len = 8 * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_true(cmd.bio.flags & BIO_F_FUA);
+	assert_int_equal(cmd.xfer_len, 8 * 4096);
+	assert_true(cmd.xfer_is_write);
+	scsi_cmd_release(&cmd);
+
+	len = rw_cdb(cdb, 0x88, 10, 8, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8 * 4096);
+	assert_int_equal((uintptr_t)cmd.data_in & 4095, 0);
+	assert_memory_equal(cmd.data_in, wbuf, 8 * 4096);
+	scsi_cmd_release(&cmd);
+
+	/* without FUA and with the write cache on: no FUA */
+	len = rw_cdb(cdb, 0x2a, 20, 1, 0);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_false(cmd.bio.flags & BIO_F_FUA);
+
+	/* WRITE AND VERIFY is always durable */
+	len = rw_cdb(cdb, 0x2e, 21, 1, 0x02);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_true(cmd.bio.flags & BIO_F_FUA);
+
+	/* short Data-Out: whole blocks are written, the rest untouched */
+	memset(wbuf, 'a', 2 * 4096);
+	len = rw_cdb(cdb, 0x2a, 30, 2, 0);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 2 * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	memset(wbuf, 'b', 2 * 4096);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 4096;
+	cmd.expected_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 2 * 4096);   /* the fabric reports the overflow */
+	len = rw_cdb(cdb, 0x28, 30, 2, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_good(&cmd);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(cmd.data_in[i], 'b');
+	for (int i = 4096; i < 8192; i++)
+		assert_int_equal(cmd.data_in[i], 'a');
+	scsi_cmd_release(&cmd);
+	/* mid-block: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing written */
+	len = rw_cdb(cdb, 0x2a, 30, 1, 0);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = wbuf;
+	cmd.data_out_len = 200;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x0e, 0x03);
+	assert_int_equal(cmd.xfer_len, 4096);
+	/* no data at all: GOOD, nothing written */
+	cmd_init(&cmd, flu, cdb, len);
+	run(&cmd);
+	assert_good(&cmd);
+	len = rw_cdb(cdb, 0x28, 30, 1, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_int_equal(cmd.data_in[0], 'b');
+	scsi_cmd_release(&cmd);
+
+	free(data);
+}
+
+static void test_readonly(void **state)
+{
+	uint8_t cdb[16], data[512] = { 0 };
+	static const uint8_t wops[] = { 0x0a, 0x2a, 0xaa, 0x8a, 0x2e, 0xae, 0x8e };
+	struct scsi_cmd cmd;
+	size_t i, len;
+	(void)state;
+
+	for (i = 0; i < sizeof(wops); i++) {
+		len = rw_cdb(cdb, wops[i], 0, 1, 0);
+		cmd_init(&cmd, rolu, cdb, len);
+		cmd.data_out = data;
+		cmd.data_out_len = 512;
+		run(&cmd);
+		assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	}
+	len = rw_cdb(cdb, 0x28, 0, 1, 0);
+	exec(&cmd, rolu, cdb, len);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+}
+
+static void test_verify(void **state)
+{
+	uint8_t cdb[16];
+	uint8_t *buf = malloc(4 * 4096);
+	struct scsi_cmd cmd;
+	size_t len;
+	(void)state;
+
+	for (int i = 0; i < 4 * 4096; i++)
+		buf[i] = (uint8_t)(i * 13);
+	len = rw_cdb(cdb, 0x2a, 100, 4, 0);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = buf;
+	cmd.data_out_len = 4 * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+
+	/* BYTCHK=0: medium verification only, no Data-Out */
+	len = rw_cdb(cdb, 0x2f, 100, 4, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 0);
+	scsi_cmd_release(&cmd);
+
+	/* BYTCHK=1 for each size: match */
+	static const uint8_t vops[] = { 0x2f, 0xaf, 0x8f };
+	for (size_t i = 0; i < 3; i++) {
+		len = rw_cdb(cdb, vops[i], 100, 4, 0x02);
+		cmd_init(&cmd, flu, cdb, len);
+		cmd.data_out = buf;
+		cmd.data_out_len = 4 * 4096;
+		run(&cmd);
+		assert_good(&cmd);
+		assert_int_equal(cmd.xfer_len, 4 * 4096);
+		assert_true(cmd.xfer_is_write);
+		scsi_cmd_release(&cmd);
+	}
+
+	/* mismatch: MISCOMPARE with INFORMATION = offset */
+	buf[3 * 4096 + 17] ^= 0x55;
+	len = rw_cdb(cdb, 0x8f, 100, 4, 0x02);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = buf;
+	cmd.data_out_len = 4 * 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_MISCOMPARE, 0x1d, 0x00);
+	assert_int_equal(cmd.sense[0], 0xf0);     /* VALID */
+	assert_int_equal(be32(&cmd.sense[3]), 3 * 4096 + 17);
+	scsi_cmd_release(&cmd);
+
+	/* VRPROTECT, reserved BYTCHK, range, zero length */
+	len = rw_cdb(cdb, 0x2f, 100, 4, 0x20);
+	exec(&cmd, flu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	len = rw_cdb(cdb, 0x2f, 100, 4, 0x04);
+	exec(&cmd, flu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	len = rw_cdb(cdb, 0x2f, FILE_BLOCKS - 1, 2, 0);
+	exec(&cmd, flu, cdb, len);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	len = rw_cdb(cdb, 0x2f, 0, 0, 0x02);
+	exec(&cmd, flu, cdb, len);
+	assert_good(&cmd);
+	free(buf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* MODE SENSE / MODE SELECT                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Find page `code` in MODE SENSE data; NULL if absent. */
+static const uint8_t *find_page(const uint8_t *d, uint32_t len, bool six, uint8_t code)
+{
+	uint32_t off = six ? 4u + d[3] : 8u + be16(&d[6]);
+	while (off + 2 <= len) {
+		if ((d[off] & 0x3f) == code)
+			return d + off;
+		off += 2u + d[off + 1];
+	}
+	return NULL;
+}
+
+static void test_mode_sense(void **state)
+{
+	uint8_t ms6[6] = { 0x1a, 0, 0x3f, 0, 255, 0 };
+	uint8_t ms10[10] = { 0x5a, 0, 0x3f, 0, 0, 0, 0, 0x10, 0x00, 0 };
+	const uint8_t *pg;
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, ms6, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[0], cmd.data_in_len - 1);
+	assert_int_equal(cmd.data_in[2], 0x10);            /* DPOFUA, not WP */
+	assert_int_equal(cmd.data_in[3], 8);
+	assert_int_equal(be32(&cmd.data_in[4]), FILE_BLOCKS);
+	assert_int_equal(be32(&cmd.data_in[8]) & 0xffffff, 4096);
+	pg = find_page(cmd.data_in, cmd.data_in_len, true, 0x08);
+	assert_non_null(pg);
+	assert_int_equal(pg[1], 0x12);
+	assert_int_equal(pg[2] & 0x04, 0x04);              /* WCE */
+	assert_non_null(find_page(cmd.data_in, cmd.data_in_len, true, 0x0a));
+	assert_non_null(find_page(cmd.data_in, cmd.data_in_len, true, 0x1c));
+	assert_int_equal(cmd.data_in_len, 4 + 8 + 20 + 12 + 12);
+	scsi_cmd_release(&cmd);
+
+	/* allocation length 4: header only, length still the full one */
+	ms6[4] = 4;
+	exec(&cmd, flu, ms6, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 4);
+	assert_int_equal(cmd.data_in[0], 4 + 8 + 20 + 12 + 12 - 1);
+	scsi_cmd_release(&cmd);
+
+	/* DBD, single page, changeable values */
+	ms6[1] = 0x08;
+	ms6[2] = 0x40 | 0x08;
+	ms6[4] = 255;
+	exec(&cmd, flu, ms6, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[3], 0);
+	assert_int_equal(cmd.data_in_len, 4 + 20);
+	assert_int_equal(cmd.data_in[4], 0x08);
+	assert_int_equal(cmd.data_in[6], 0x04);            /* only WCE changeable */
+	scsi_cmd_release(&cmd);
+
+	/* saved values: not supported */
+	ms6[2] = 0xc0 | 0x08;
+	exec(&cmd, flu, ms6, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x39, 0x00);
+	/* unknown page, bad subpage */
+	ms6[2] = 0x19;
+	exec(&cmd, flu, ms6, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	assert_int_equal(cmd.data_in_len, 0);
+	scsi_cmd_release(&cmd);
+	ms6[2] = 0x08;
+	ms6[3] = 0x01;
+	exec(&cmd, flu, ms6, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	ms6[3] = 0xff;
+	exec(&cmd, flu, ms6, 6);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	/* MODE SENSE(10) with LLBAA: long block descriptor */
+	ms10[1] = 0x10;
+	exec(&cmd, nlu, ms10, 10);
+	assert_good(&cmd);
+	assert_int_equal(be16(&cmd.data_in[0]), cmd.data_in_len - 2);
+	assert_int_equal(cmd.data_in[4] & 1, 1);
+	assert_int_equal(be16(&cmd.data_in[6]), 16);
+	assert_int_equal(be64(&cmd.data_in[8]), NULL_BLOCKS);
+	assert_int_equal(be32(&cmd.data_in[20]), 512);
+	scsi_cmd_release(&cmd);
+
+	/* write protect bit for a read-only LU */
+	ms10[1] = 0;
+	exec(&cmd, rolu, ms10, 10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[3] & 0x80, 0x80);
+	assert_int_equal(be16(&cmd.data_in[6]), 8);
+	scsi_cmd_release(&cmd);
+}
+
+static int events;
+static uint8_t event_asc, event_ascq;
+static void event_hook(const struct scsi_cmd *cmd, uint8_t asc, uint8_t ascq)
+{
+	(void)cmd;
+	events++;
+	event_asc = asc;
+	event_ascq = ascq;
+}
+
+static void test_mode_select_roundtrip(void **state)
+{
+	uint8_t ms10[10] = { 0x5a, 0x08, 0x08, 0, 0, 0, 0, 0, 255, 0 };
+	uint8_t sel10[10] = { 0x55, 0x10, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t sel6[6] = { 0x15, 0x10, 0, 0, 0, 0 };
+	uint8_t param[64], cdb[16];
+	struct scsi_cmd cmd;
+	uint32_t plen;
+	size_t len;
+	(void)state;
+
+	scsi_lu_event_hook = event_hook;
+	events = 0;
+
+	/* MODE SENSE(10) the caching page, clear WCE, MODE SELECT(10) it back */
+	exec(&cmd, nlu, ms10, 10);
+	assert_good(&cmd);
+	plen = cmd.data_in_len;
+	assert_int_equal(plen, 8 + 20);
+	memcpy(param, cmd.data_in, plen);
+	scsi_cmd_release(&cmd);
+	param[0] = param[1] = 0;       /* MODE DATA LENGTH is reserved in SELECT */
+	param[8] &= 0x3f;              /* PS is reserved too */
+	param[8 + 2] &= (uint8_t)~0x04;
+	wbe16(&sel10[7], (uint16_t)plen);
+	cmd_init(&cmd, nlu, sel10, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = plen;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, plen);
+	assert_true(cmd.xfer_is_write);
+	assert_false(atomic_load(&nlu->write_cache));
+	assert_int_equal(events, 1);
+	assert_int_equal(event_asc, 0x2a);
+	assert_int_equal(event_ascq, 0x01);
+
+	exec(&cmd, nlu, ms10, 10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[8 + 2] & 0x04, 0);
+	scsi_cmd_release(&cmd);
+
+	/* WCE=0: every write is FUA */
+	{
+		uint8_t data[512] = { 0 };
+		len = rw_cdb(cdb, 0x2a, 0, 1, 0);
+		cmd_init(&cmd, nlu, cdb, len);
+		cmd.data_out = data;
+		cmd.data_out_len = 512;
+		run(&cmd);
+		assert_good(&cmd);
+		assert_true(cmd.bio.flags & BIO_F_FUA);
+	}
+
+	/* MODE SELECT(6) with a block descriptor turns WCE back on */
+	memset(param, 0, sizeof(param));
+	param[3] = 8;
+	wbe32(&param[4], NULL_BLOCKS);
+	param[9] = 0;
+	param[10] = 0x02;              /* block length 512 */
+	param[12] = 0x08;
+	param[13] = 0x12;
+	param[14] = 0x04;
+	sel6[4] = 4 + 8 + 20;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_true(atomic_load(&nlu->write_cache));
+	assert_int_equal(events, 2);
+
+	/* the same again: no change, no event */
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(events, 2);
+
+	/* wrong block length in the descriptor */
+	param[10] = 0x10;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	assert_int_equal(cmd.sense[15] & 0x40, 0);     /* C/D = 0: parameter list */
+	param[10] = 0x02;
+
+	/* a non-changeable bit (RCD) */
+	param[14] = 0x05;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	assert_int_equal(be16(&cmd.sense[16]), 14);
+	assert_int_equal(cmd.sense[15] & 0x0f, 0x08 | 0);
+	param[14] = 0x04;
+
+	/* wrong page length, unknown page */
+	param[13] = 0x10;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	param[13] = 0x12;
+	param[12] = 0x19;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	param[12] = 0x08;
+
+	/* page runs past the parameter list */
+	sel6[4] = 4 + 8 + 10;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 10;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	/* less Data-Out than PARAMETER LIST LENGTH */
+	sel6[4] = 4 + 8 + 20;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 10;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	/* SP=1, PF=0 */
+	sel6[1] = 0x11;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	sel6[1] = 0x00;
+	cmd_init(&cmd, nlu, sel6, 6);
+	cmd.data_out = param;
+	cmd.data_out_len = 4 + 8 + 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	/* zero-length parameter list is fine */
+	sel6[1] = 0x10;
+	sel6[4] = 0;
+	exec(&cmd, nlu, sel6, 6);
+	assert_good(&cmd);
+	assert_true(atomic_load(&nlu->write_cache));
+	scsi_lu_event_hook = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* REPORT LUNS, REPORT SUPPORTED OPERATION CODES, misc                        */
+/* ------------------------------------------------------------------------ */
+
+static void test_report_luns(void **state)
+{
+	uint8_t cdb[12] = { 0xa0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	wbe32(&cdb[6], 4096);
+	exec(&cmd, nlu, cdb, 12);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8 + 24);
+	assert_int_equal(be32(cmd.data_in), 24);
+	assert_int_equal(be64(cmd.data_in + 8), 0);
+	assert_int_equal(be64(cmd.data_in + 16), 1ull << 48);
+	assert_int_equal(cmd.data_in[24], 0x41);              /* flat space: 300 */
+	assert_int_equal(cmd.data_in[25], 300 & 0xff);
+	scsi_cmd_release(&cmd);
+
+	wbe32(&cdb[6], 20);                                   /* truncated mid-entry */
+	exec(&cmd, nlu, cdb, 12);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 20);
+	assert_int_equal(be32(cmd.data_in), 24);
+	scsi_cmd_release(&cmd);
+
+	wbe32(&cdb[6], 15);
+	exec(&cmd, nlu, cdb, 12);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+
+	wbe32(&cdb[6], 4096);
+	cdb[2] = 1;                                           /* well known LUs only */
+	exec(&cmd, nlu, cdb, 12);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8);
+	assert_int_equal(be32(cmd.data_in), 0);
+	scsi_cmd_release(&cmd);
+	cdb[2] = 2;
+	exec(&cmd, nlu, cdb, 12);
+	assert_good(&cmd);
+	assert_int_equal(be32(cmd.data_in), 24);
+	scsi_cmd_release(&cmd);
+	cdb[2] = 3;
+	exec(&cmd, nlu, cdb, 12);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+}
+
+static void rsoc(struct scsi_cmd *cmd, bool rctd, uint8_t opts, uint8_t op, uint16_t sa)
+{
+	uint8_t cdb[12] = { 0xa3, 0x0c };
+	cdb[2] = (uint8_t)((rctd ? 0x80 : 0) | opts);
+	cdb[3] = op;
+	wbe16(&cdb[4], sa);
+	wbe32(&cdb[6], 65535);
+	exec(cmd, nlu, cdb, 12);
+}
+
+static void test_report_supported_opcodes(void **state)
+{
+	struct scsi_cmd cmd;
+	uint32_t n, i;
+	bool saw_read16 = false, saw_rc16 = false;
+	(void)state;
+
+	rsoc(&cmd, false, 0, 0, 0);
+	assert_good(&cmd);
+	n = be32(cmd.data_in);
+	assert_int_equal(n % 8, 0);
+	assert_int_equal(cmd.data_in_len, 4 + n);
+	for (i = 0; i < n / 8; i++) {
+		const uint8_t *d = cmd.data_in + 4 + 8 * i;
+		assert_int_equal(d[5] & 0x02, 0);
+		if (d[0] == 0x88) {
+			saw_read16 = true;
+			assert_int_equal(be16(d + 6), 16);
+		}
+		if (d[0] == 0x9e) {
+			saw_rc16 = true;
+			assert_int_equal(d[5] & 0x01, 1);
+			assert_int_equal(be16(d + 2), 0x10);
+		}
+	}
+	assert_true(saw_read16 && saw_rc16);
+	scsi_cmd_release(&cmd);
+
+	rsoc(&cmd, true, 0, 0, 0);
+	assert_good(&cmd);
+	n = be32(cmd.data_in);
+	assert_int_equal(n % 20, 0);
+	for (i = 0; i < n / 20; i++) {
+		const uint8_t *d = cmd.data_in + 4 + 20 * i;
+		assert_int_equal(d[5] & 0x02, 0x02);
+		assert_int_equal(be16(d + 8), 0x0a);
+	}
+	scsi_cmd_release(&cmd);
+
+	rsoc(&cmd, false, 1, 0x28, 0);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x07, 0x03);
+	assert_int_equal(be16(cmd.data_in + 2), 10);
+	assert_int_equal(cmd.data_in[4], 0x28);
+	assert_int_equal(cmd.data_in_len, 4 + 10);
+	scsi_cmd_release(&cmd);
+
+	rsoc(&cmd, true, 1, 0x12, 0);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1], 0x83);
+	assert_int_equal(cmd.data_in_len, 4 + 6 + 12);
+	scsi_cmd_release(&cmd);
+
+	rsoc(&cmd, false, 1, 0x9e, 0x10);        /* has service actions */
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 2, 0x9e, 0x10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x07, 0x03);
+	assert_int_equal(cmd.data_in[4], 0x9e);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 2, 0x9e, 0x11);        /* unsupported SA */
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x07, 0x01);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 2, 0x28, 0);           /* no service actions */
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 1, 0xc7, 0);           /* unsupported opcode */
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x07, 0x01);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 3, 0x28, 0x55);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x07, 0x03);
+	scsi_cmd_release(&cmd);
+	rsoc(&cmd, false, 7, 0, 0);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+}
+
+static void test_misc_commands(void **state)
+{
+	uint8_t ssu[6] = { 0x1b, 0x01, 0, 0, 0x01, 0 };
+	uint8_t pa[6] = { 0x1e, 0, 0, 0, 0x01, 0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, nlu, ssu, 6);
+	assert_good(&cmd);
+	ssu[4] = 0x02;                         /* LOEJ on a non-removable LU */
+	exec(&cmd, nlu, ssu, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	ssu[4] = 0x12;                         /* power condition: LOEJ ignored */
+	exec(&cmd, nlu, ssu, 6);
+	assert_good(&cmd);
+
+	exec(&cmd, nlu, pa, 6);
+	assert_good(&cmd);
+	assert_true(nlu->removal_prevented);
+	pa[4] = 0;
+	exec(&cmd, nlu, pa, 6);
+	assert_good(&cmd);
+	assert_false(nlu->removal_prevented);
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Logical block provisioning                                                */
+/* ------------------------------------------------------------------------ */
+
+static void fill_file(uint64_t lba, uint32_t n, uint8_t v)
+{
+	uint8_t cdb[16], *buf = malloc((size_t)n * 4096);
+	struct scsi_cmd cmd;
+	size_t len = rw_cdb(cdb, 0x2a, lba, n, 0);
+
+	memset(buf, v, (size_t)n * 4096);
+	cmd_init(&cmd, flu, cdb, len);
+	cmd.data_out = buf;
+	cmd.data_out_len = n * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	free(buf);
+}
+
+/* Read n blocks at lba of flu; every byte must be v. */
+static void expect_file(uint64_t lba, uint32_t n, uint8_t v)
+{
+	uint8_t cdb[16];
+	struct scsi_cmd cmd;
+	size_t len = rw_cdb(cdb, 0x28, lba, n, 0);
+
+	exec(&cmd, flu, cdb, len);
+	assert_good(&cmd);
+	for (uint32_t i = 0; i < n * 4096; i++)
+		if (cmd.data_in[i] != v)
+			fail_msg("block %llu byte %u: %#x != %#x", (unsigned long long)lba + i / 4096,
+				 i % 4096, cmd.data_in[i], v);
+	scsi_cmd_release(&cmd);
+}
+
+static void test_not_thin(void **state)
+{
+	struct bstore_params np = { .block_size = 512, .size = 1 << 20, .readonly = true };
+	uint8_t rc16[16] = { 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32 };
+	uint8_t unmap[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0 }, param[24] = { 0 };
+	uint8_t ws[10] = { 0x41, 0x08, 0, 0, 0, 0, 0, 0, 1, 0 }, blk[512] = { 0 };
+	struct scsi_cmd cmd;
+	struct bstore *bs;
+	struct scsi_lu *lu;
+	(void)state;
+
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	lu = scsi_lu_create(5, bs, NULL);
+	assert_non_null(lu);
+	exec(&cmd, lu, rc16, 16);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[14], 0);
+	scsi_cmd_release(&cmd);
+	get_vpd(&cmd, lu, 0xb2);
+	assert_int_equal(cmd.data_in[5], 0);
+	assert_int_equal(cmd.data_in[6], 0);
+	scsi_cmd_release(&cmd);
+	get_vpd(&cmd, lu, 0xb0);
+	assert_int_equal(be32(&cmd.data_in[20]), 0);
+	assert_int_equal(be32(&cmd.data_in[24]), 0);
+	scsi_cmd_release(&cmd);
+	/* read-only wins over "not thin" */
+	cmd_init(&cmd, lu, unmap, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = 24;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	cmd_init(&cmd, lu, ws, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	scsi_lu_put(lu);
+
+	/* a writable LU whose store cannot discard */
+	np.readonly = false;
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	bs->can_discard = false;
+	lu = scsi_lu_create(6, bs, NULL);
+	assert_non_null(lu);
+	get_vpd(&cmd, lu, 0xb2);
+	assert_int_equal(cmd.data_in[5], 0);
+	scsi_cmd_release(&cmd);
+	cmd_init(&cmd, lu, unmap, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = 24;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x20, 0x00);
+	cmd_init(&cmd, lu, ws, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	ws[1] = 0;                              /* plain WRITE SAME still works */
+	cmd_init(&cmd, lu, ws, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	scsi_lu_put(lu);
+}
+
+static void test_unmap(void **state)
+{
+	uint8_t cdb[10] = { 0x42 }, param[8 + 16 * 3];
+	struct scsi_cmd cmd;
+	(void)state;
+
+	fill_file(200, 16, 0x77);
+	memset(param, 0, sizeof(param));
+	wbe16(&param[0], 6 + 16 * 3);
+	wbe16(&param[2], 16 * 3);
+	wbe64(&param[8], 201);  wbe32(&param[16], 2);
+	wbe64(&param[24], 210); wbe32(&param[32], 0);      /* empty: skipped */
+	wbe64(&param[40], 214); wbe32(&param[48], 1);
+	wbe16(&cdb[7], sizeof(param));
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = sizeof(param);
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, sizeof(param));
+	assert_true(cmd.xfer_is_write);
+	expect_file(200, 1, 0x77);
+	expect_file(201, 2, 0x00);
+	expect_file(203, 11, 0x77);
+	expect_file(214, 1, 0x00);
+	expect_file(215, 1, 0x77);
+
+	/* a descriptor out of range: nothing is unmapped */
+	fill_file(201, 2, 0x66);
+	wbe64(&param[40], FILE_BLOCKS - 1); wbe32(&param[48], 2);
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = sizeof(param);
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	expect_file(201, 2, 0x66);
+
+	/* zero-length parameter list, short list, short Data-Out, ANCHOR */
+	cdb[7] = cdb[8] = 0;
+	exec(&cmd, flu, cdb, 10);
+	assert_good(&cmd);
+	cdb[8] = 6;
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = 6;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	wbe16(&cdb[7], sizeof(param));
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = 20;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	wbe16(&param[2], 16 * 4);                           /* BDDL beyond the list */
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = sizeof(param);
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	cdb[1] = 1;
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = sizeof(param);
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+
+	/* read-only LU */
+	cdb[1] = 0;
+	wbe16(&param[2], 16);
+	wbe64(&param[8], 0);
+	cmd_init(&cmd, rolu, cdb, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = sizeof(param);
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+}
+
+static void test_write_same(void **state)
+{
+	uint8_t cdb[16], blk[4096];
+	struct scsi_cmd cmd;
+	(void)state;
+
+	/* pattern, WRITE SAME(10), crossing the 1 MiB chunking */
+	memset(blk, 0x3c, sizeof(blk));
+	memset(cdb, 0, sizeof(cdb));
+	cdb[0] = 0x41;
+	wbe32(&cdb[2], 300);
+	wbe16(&cdb[7], 300);
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 4096);
+	scsi_cmd_release(&cmd);
+	expect_file(300, 300, 0x3c);
+	expect_file(600, 1, 0x00);
+
+	/* zeros: WRITE SAME(16) */
+	memset(blk, 0, sizeof(blk));
+	memset(cdb, 0, sizeof(cdb));
+	cdb[0] = 0x93;
+	wbe64(&cdb[2], 310);
+	wbe32(&cdb[10], 5);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	expect_file(309, 1, 0x3c);
+	expect_file(310, 5, 0x00);
+	expect_file(315, 1, 0x3c);
+
+	/* UNMAP=1 with a non-zero block: unmapped, reads as zeros (LBPRZ) */
+	memset(blk, 0xff, sizeof(blk));
+	cdb[1] = 0x08;
+	wbe64(&cdb[2], 320);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	expect_file(320, 5, 0x00);
+	expect_file(325, 1, 0x3c);
+
+	/* NDOB: no Data-Out at all */
+	cdb[1] = 0x01;
+	wbe64(&cdb[2], 330);
+	cmd_init(&cmd, flu, cdb, 16);
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 0);
+	expect_file(330, 5, 0x00);
+
+	/* WCE=0: zeroing is followed by a flush */
+	atomic_store(&flu->write_cache, false);
+	cdb[1] = 0x01;
+	cmd_init(&cmd, flu, cdb, 16);
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.bio.opcode, BIO_FLUSH);
+	atomic_store(&flu->write_cache, true);
+
+	/* invalid: 0 blocks (WSNZ), wrong Data-Out size, ANCHOR, WRPROTECT, range */
+	cdb[1] = 0;
+	wbe32(&cdb[10], 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	wbe32(&cdb[10], 1);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 2048;
+	run(&cmd);
+	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 8192;
+	run(&cmd);
+	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	cdb[1] = 0x10;
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	cdb[1] = 0x20;
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	cdb[1] = 0;
+	wbe64(&cdb[2], FILE_BLOCKS);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	cmd_init(&cmd, rolu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+}
+
+
+/* The dispatcher routes reservations to scsi_pr.c and enforces them. */
+static void test_reservation_dispatch(void **state)
+{
+	uint8_t res6[6] = { 0x16 }, rel6[6] = { 0x17 }, cdb[16];
+	uint8_t prin[10] = { 0x5e, 0x02, 0, 0, 0, 0, 0, 0, 8, 0 };
+	struct scsi_cmd cmd;
+	size_t len;
+	(void)state;
+
+	exec(&cmd, nlu, res6, 6);                     /* nexus 1 reserves */
+	assert_good(&cmd);
+	len = rw_cdb(cdb, 0x28, 0, 1, 0);
+	cmd_init(&cmd, nlu, cdb, len);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_int_equal(cmd.status, SAM_STAT_RESERVATION_CONFLICT);
+	assert_int_equal(cmd.sense_len, 0);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, nlu, cdb, len);                    /* the holder may read */
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, nlu, rel6, 6);
+	assert_good(&cmd);
+	cmd_init(&cmd, nlu, cdb, len);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	/* PERSISTENT RESERVE IN, REPORT CAPABILITIES */
+	exec(&cmd, nlu, prin, 10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8);
+	assert_int_equal(be16(cmd.data_in), 8);
+	scsi_cmd_release(&cmd);
+	/* service action out of range */
+	prin[1] = 0x09;
+	exec(&cmd, nlu, prin, 10);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
+}
+
+static void test_refresh_capacity(void **state)
+{
+	char path[128];
+	struct scsi_cmd cmd;
+	uint8_t rc10[10] = { 0x25 };
+	(void)state;
+
+	assert_int_equal(scsi_lu_refresh_capacity(flu), 0);
+	snprintf(path, sizeof(path), "%s/lu.img", tmpdir);
+	assert_int_equal(truncate(path, 8 << 20), 0);
+	assert_int_equal(scsi_lu_refresh_capacity(flu), 1);
+	exec(&cmd, flu, rc10, 10);
+	assert_good(&cmd);
+	assert_int_equal(be32(cmd.data_in), 2 * FILE_BLOCKS - 1);
+	scsi_cmd_release(&cmd);
+	scsi_cmd_release(&cmd);    /* safe twice */
+	assert_int_equal(truncate(path, 4 << 20), 0);
+	assert_int_equal(scsi_lu_refresh_capacity(flu), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sense_build),
+		cmocka_unit_test(test_errno_sense),
+		cmocka_unit_test(test_tur_and_unknown_opcode),
+		cmocka_unit_test(test_no_lu),
+		cmocka_unit_test(test_unit_attention),
+		cmocka_unit_test(test_inquiry_standard),
+		cmocka_unit_test(test_inquiry_vpd),
+		cmocka_unit_test(test_read_capacity),
+		cmocka_unit_test(test_rw_decode),
+		cmocka_unit_test(test_range_checks),
+		cmocka_unit_test(test_file_write_read),
+		cmocka_unit_test(test_readonly),
+		cmocka_unit_test(test_verify),
+		cmocka_unit_test(test_mode_sense),
+		cmocka_unit_test(test_mode_select_roundtrip),
+		cmocka_unit_test(test_report_luns),
+		cmocka_unit_test(test_report_supported_opcodes),
+		cmocka_unit_test(test_misc_commands),
+		cmocka_unit_test(test_not_thin),
+		cmocka_unit_test(test_unmap),
+		cmocka_unit_test(test_write_same),
+		cmocka_unit_test(test_reservation_dispatch),
+		cmocka_unit_test(test_refresh_capacity),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
