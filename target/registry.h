@@ -111,4 +111,22 @@ void reg_set_sys_info(const char *version, int nr_reactors,
  * were given and nothing matched, else 0. */
 int reg_show_sessions(FILE *out, int tid, uint64_t sid, bool with_params, bool json);
 
+/* ---- CHAP accounts (tgtadm --mode account; RFC 7143 12.1.3) ----
+ * tid 0 addresses discovery sessions.  A target (or discovery) with at least
+ * one incoming account bound requires CHAP; an outgoing account bound makes
+ * mutual CHAP available.  Secrets are copied out, never logged or shown. */
+int reg_account_new(const char *user, const char *password, char *err, size_t errlen);
+int reg_account_delete(const char *user, char *err, size_t errlen);
+int reg_account_bind(int tid, const char *user, bool outgoing, char *err, size_t errlen);
+int reg_account_unbind(int tid, const char *user, bool outgoing, char *err, size_t errlen);
+void reg_show_accounts(FILE *out, bool json);
+/* t == NULL: discovery.  True if an incoming account is bound. */
+bool reg_chap_required(struct iscsi_target *t);
+/* Secret of incoming user `user` bound to t (NULL: discovery).  0 or -ENOENT. */
+int reg_chap_incoming_secret(struct iscsi_target *t, const char *user, char *secret,
+			     size_t secret_len);
+/* The outgoing (mutual CHAP) account bound to t (NULL: discovery).  0 or -ENOENT. */
+int reg_chap_outgoing(struct iscsi_target *t, char *user, size_t user_len, char *secret,
+		      size_t secret_len);
+
 #endif

@@ -1431,6 +1431,10 @@ static bool prout_register_move(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 	struct pr_reg *dest;
 	uint32_t tl;
 
+	/* SPC-4 6.16.2 table: SCOPE and TYPE are valid for REGISTER AND MOVE;
+	 * the moved reservation takes them (as LIO does). */
+	if (!check_scope_type(cmd, pp))
+		return false;
 	if (!me || pp->rk != me->key) {
 		set_conflict(cmd);
 		return false;
@@ -1472,8 +1476,7 @@ static bool prout_register_move(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 			return false;
 		}
 	}
-	/* Same type and scope as the reservation being moved. */
-	pr_reserve(pr, pr->type, dest);
+	pr_reserve(pr, pp->type, dest);
 	if (pp->unreg)
 		pr_reg_free(pr, me);
 	return true;

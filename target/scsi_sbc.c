@@ -14,6 +14,7 @@
 enum sbc_stage {
 	SBC_READ = 1,       /* READ: data lands in data_in */
 	SBC_WRITE,          /* WRITE / WRITE AND VERIFY */
+	SBC_RMW_READ,       /* WRITE with a partial last block: read that block */
 	SBC_VERIFY_READ,    /* VERIFY: medium read into scratch, maybe compared */
 	SBC_FLUSH,          /* SYNCHRONIZE CACHE */
 	SBC_UNMAP,          /* UNMAP: one descriptor at a time (index in nr_blocks) */
@@ -25,6 +26,7 @@ enum sbc_stage {
 #define WS_CHUNK_BYTES (1u << 20)
 
 static void unmap_next(struct scsi_cmd *cmd);
+static void sbc_write(struct scsi_cmd *cmd, void *buf, uint64_t bytes);
 static void ws_next_chunk(struct scsi_cmd *cmd);
 static void sbc_submit(struct scsi_cmd *cmd, enum bio_opcode op, unsigned flags,
 		       uint64_t off, uint64_t len, void *buf, void *priv);
@@ -155,6 +157,14 @@ static void sbc_bio_done(struct bio *bio, int err)
 			}
 		}
 		break;
+	case SBC_RMW_READ: {
+		/* Merge the received bytes over the block just read, then write
+		 * the (shortened) range: see sbc_read_write(). */
+		uint32_t have = cmd->data_out_len;
+		memcpy(cmd->scratch, cmd->data_out, have);
+		sbc_write(cmd, cmd->scratch, (uint64_t)cmd->nr_blocks * cmd->lu->block_size);
+		return;
+	}
 	case SBC_UNMAP:
 		unmap_next(cmd);
 		return;
@@ -254,6 +264,17 @@ static void *write_buffer(struct scsi_cmd *cmd, uint64_t len)
 	return cmd->scratch;
 }
 
+static void sbc_write(struct scsi_cmd *cmd, void *buf, uint64_t bytes)
+{
+	unsigned flags = 0;
+
+	/* SBC-3 6.4.5: with WCE=0 every write completes to the medium. */
+	if (cmd->fua || !atomic_load(&cmd->lu->write_cache))
+		flags |= BIO_F_FUA;
+	cmd->stage = SBC_WRITE;
+	sbc_submit(cmd, BIO_WRITE, flags, cmd->lba * cmd->lu->block_size, bytes, buf, NULL);
+}
+
 void sbc_read_write(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -327,40 +348,53 @@ void sbc_read_write(struct scsi_cmd *cmd)
 	}
 
 	/* Data-Out shorter than the CDB asks for (the initiator's Expected Data
-	 * Transfer Length was smaller).  FCP-4 9.4.2 / libiscsi's residual
-	 * tests allow two outcomes: (a) process the command for the data that
-	 * was transferred and report the overflow residual, or (b) transfer
-	 * nothing and return ILLEGAL REQUEST, INVALID FIELD IN COMMAND
-	 * INFORMATION UNIT.  We write the whole blocks received (a), and choose
-	 * (b) when the data ends mid-block, since a partial block cannot be
-	 * written without inventing data.  Data beyond the CDB's length (EDTL
-	 * too large) is never written. */
+	 * Transfer Length was smaller).  FCP-4 9.4.2 as libiscsi's residual tests
+	 * read it: (a) process the command, except that data beyond the EDTL is
+	 * neither transferred nor written, and report the overflow residual; or
+	 * (b) write nothing and return INVALID FIELD IN COMMAND INFORMATION UNIT.
+	 * We do (a): the whole blocks received are written, and a trailing
+	 * partial block is merged into the block on the medium (read-modify-
+	 * write), so exactly the received bytes change - what libiscsi's
+	 * Write*Residuals check, and what its PR access helpers (512-byte writes
+	 * to 4096-byte LUs) need.  Data beyond the CDB's length (EDTL too large)
+	 * is never written. */
 	if (cmd->data_out_len < bytes || !cmd->data_out) {
 		uint32_t have = cmd->data_out ? cmd->data_out_len : 0;
-		if (have % lu->block_size) {
-			scsi_fail(cmd, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_IU, 0x03);
-			return;
-		}
-		bytes = have;
-		if (bytes == 0) {
+		uint32_t tail = have % lu->block_size;
+
+		if (have == 0) {
 			scsi_cmd_complete(cmd);
 			return;
 		}
+		if (tail) {
+			uint64_t full = have - tail;
+			uint8_t *buf = bstore_buf_alloc(full + lu->block_size);
+
+			if (!buf) {
+				scsi_set_errno_sense(cmd, -ENOMEM, true);
+				scsi_cmd_complete(cmd);
+				return;
+			}
+			if (cmd->scratch)
+				bstore_buf_free(cmd->scratch);
+			cmd->scratch = buf;
+			cmd->nr_blocks = (uint32_t)(full / lu->block_size) + 1;
+			cmd->stage = SBC_RMW_READ;
+			sbc_submit(cmd, BIO_READ, 0, lba * lu->block_size + full, lu->block_size,
+				   buf + full, NULL);
+			return;
+		}
+		bytes = have;
 	}
 	{
 		void *buf = write_buffer(cmd, bytes);
-		unsigned flags = 0;
 
 		if (!buf) {
 			scsi_set_errno_sense(cmd, -ENOMEM, true);
 			scsi_cmd_complete(cmd);
 			return;
 		}
-		/* SBC-3 6.4.5: with WCE=0 every write completes to the medium. */
-		if (fua || !atomic_load(&lu->write_cache))
-			flags |= BIO_F_FUA;
-		cmd->stage = SBC_WRITE;
-		sbc_submit(cmd, BIO_WRITE, flags, lba * lu->block_size, bytes, buf, NULL);
+		sbc_write(cmd, buf, bytes);
 	}
 }
 

@@ -10,10 +10,15 @@ import sys
 def score(text):
     results = {}
     current = None
+    suite = ""
     for line in text.splitlines():
+        m = re.match(r"^Suite: (\S+)", line)
+        if m:
+            suite = m.group(1)
+            continue
         m = re.match(r"\s*Test: (\S+) \.\.\.(.*)$", line)
         if m:
-            current = m.group(1)
+            current = f"{suite}.{m.group(1)}"
             results[current] = "PASS"
             rest = m.group(2)
         else:

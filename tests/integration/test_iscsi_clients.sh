@@ -16,16 +16,16 @@ echo "$out" | grep -q "Lun:1 *Type:DIRECT_ACCESS" || fail "iscsi-ls -s: LUN 1 no
 ok "discovery"
 
 out=$(iscsi-inq -i $INIT1 "$(URL)") || fail "iscsi-inq failed"
-echo "$out" | grep -q "Vendor Identification:RINGSTOR" || fail "iscsi-inq vendor: $out"
-out=$(iscsi-inq -i $INIT1 -e 1 -c 0x83 "$(URL)") || fail "iscsi-inq VPD 83 failed"
-echo "$out" | grep -qi "NAA" || fail "VPD 83 has no NAA designator: $out"
-naa1=$(echo "$out" | grep -i -A3 "NAA" | md5sum)
+echo "$out" | grep -q "^Vendor:RINGSTOR" || fail "iscsi-inq vendor: $out"
+out=$(iscsi-inq -i $INIT1 -e 1 -c 131 "$(URL)") || fail "iscsi-inq VPD 83 failed"
+echo "$out" | grep -aq "Designator Type:(3) NAA" || fail "VPD 83 has no NAA designator: $out"
+naa1=$(echo "$out" | grep -a -A1 "Designator Type:(3) NAA" | md5sum)
 ok "inquiry"
 
 out=$(iscsi-readcapacity16 -i $INIT1 "$(URL)") || fail "iscsi-readcapacity16 failed"
 echo "$out"
-echo "$out" | grep -q "Logical block length:512" || fail "block length"
-echo "$out" | grep -q "Last LBA:524287" || fail "capacity of 256 MiB LUN"
+echo "$out" | grep -q "LOGICAL BLOCK LENGTH IN BYTES:512" || fail "block length"
+echo "$out" | grep -q "RETURNED LOGICAL BLOCK ADDRESS:524287" || fail "capacity of 256 MiB LUN"
 ok "read capacity 16"
 
 # qemu-img: write a random image into the LUN, read it back, compare.
@@ -58,7 +58,7 @@ daemon_alive || fail "daemon died"
 kill -TERM $DAEMON_PID; wait $DAEMON_PID || fail "daemon exit status $? on SIGTERM"
 DAEMON_PID=""
 start_daemon "$T/rs.conf"
-out=$(iscsi-inq -i $INIT1 -e 1 -c 0x83 "$(URL)") || fail "iscsi-inq after restart"
-[ "$(echo "$out" | grep -i -A3 "NAA" | md5sum)" = "$naa1" ] || fail "NAA designator changed across restart"
+out=$(iscsi-inq -i $INIT1 -e 1 -c 131 "$(URL)") || fail "iscsi-inq after restart"
+[ "$(echo "$out" | grep -a -A1 "Designator Type:(3) NAA" | md5sum)" = "$naa1" ] || fail "NAA designator changed across restart"
 cmp -n $((32 * 1024 * 1024)) "$T/src.raw" "$T/lun1.img" || fail "data lost across restart"
 ok "restart keeps identity and data"

@@ -38,6 +38,9 @@ static const uint8_t all_types[] = { WE, EA, WE_RO, EA_RO, WE_AR, EA_AR };
 static struct scsi_nexus n1 = { .id = 1, .initiator_port = PORT1, .target_port_id = 1 };
 static struct scsi_nexus n2 = { .id = 2, .initiator_port = PORT2, .target_port_id = 1 };
 static struct scsi_nexus n3 = { .id = 3, .initiator_port = PORT3, .target_port_id = 1 };
+/* Never registers: used by the READ KEYS / READ RESERVATION helpers. */
+static struct scsi_nexus n9 = { .id = 9, .initiator_port = "iqn.2024-01.org.example:observer,i,0x1",
+				.target_port_id = 1 };
 
 static char tmpdir[64];
 static struct scsi_cmd C;
@@ -182,7 +185,7 @@ static struct scsi_cmd *prin(struct scsi_lu *lu, const struct scsi_nexus *n, uin
 /* READ KEYS: number of keys; keys[] filled; *gen the PRgeneration. */
 static unsigned read_keys(struct scsi_lu *lu, uint64_t *keys, uint32_t *gen)
 {
-	struct scsi_cmd *c = prin(lu, &n1, 0, 4096);
+	struct scsi_cmd *c = prin(lu, &n9, 0, 4096);
 	unsigned i, nk;
 
 	assert_int_equal(c->status, GOOD);
@@ -199,7 +202,7 @@ static unsigned read_keys(struct scsi_lu *lu, uint64_t *keys, uint32_t *gen)
 /* READ RESERVATION: 0 if none, else type; *key the reservation key. */
 static uint8_t read_res(struct scsi_lu *lu, uint64_t *key)
 {
-	struct scsi_cmd *c = prin(lu, &n1, 1, 4096);
+	struct scsi_cmd *c = prin(lu, &n9, 1, 4096);
 
 	assert_int_equal(c->status, GOOD);
 	if (get32(c->data_in + 4) == 0) {
@@ -781,7 +784,7 @@ static void test_preempt_all_registrants(void **state)
 static void test_register_and_move(void **state)
 {
 	uint8_t param[512];
-	uint8_t cdb[10] = { 0x5f, SA_REGISTER_MOVE, EA };
+	uint8_t cdb[10] = { 0x5f, SA_REGISTER_MOVE, WE };
 	uint64_t key;
 	uint32_t tl, len, g0, g;
 	struct scsi_cmd *c;
@@ -791,7 +794,7 @@ static void test_register_and_move(void **state)
 	assert_int_equal(prout(L, &n1, SA_RESERVE, WE, 0x11, 0), GOOD);
 	read_keys(L, NULL, &g0);
 
-#define RM(nx, rk, sark, unreg, rtpi, name, fmt) do {                         \
+#define RM_BUILD(rk, sark, unreg, rtpi, name, fmt) do {                       \
 	memset(param, 0, sizeof(param));                                        \
 	put64(param, rk);                                                       \
 	put64(param + 8, sark);                                                 \
@@ -799,10 +802,13 @@ static void test_register_and_move(void **state)
 	param[18] = (uint8_t)((rtpi) >> 8);                                      \
 	param[19] = (uint8_t)(rtpi);                                             \
 	tl = mk_tid(param + 24, name, fmt);                                      \
-	param[20] = 0; param[21] = 0; param[22] = (uint8_t)(tl >> 8);            \
+	param[22] = (uint8_t)(tl >> 8);                                          \
 	param[23] = (uint8_t)tl;                                                 \
 	len = 24 + tl;                                                           \
 	cdb[5] = 0; cdb[6] = 0; cdb[7] = (uint8_t)(len >> 8); cdb[8] = (uint8_t)len; \
+} while (0)
+#define RM(nx, rk, sark, unreg, rtpi, name, fmt) do {                         \
+	RM_BUILD(rk, sark, unreg, rtpi, name, fmt);                             \
 	c = run(L, nx, cdb, 10, param, len);                                     \
 } while (0)
 
@@ -814,12 +820,22 @@ static void test_register_and_move(void **state)
 	RM(&n1, 0x11, 0x22, false, 1, PORT1, 1);
 	assert_sense(c, SK_ILLEGAL_REQUEST, 0x26, 0x00);
 	/* Bad TransportID (Fibre Channel protocol id). */
-	RM(&n1, 0x11, 0x22, false, 1, PORT2, 1);
+	RM_BUILD(0x11, 0x22, false, 1, PORT2, 1);
 	param[24] = 0x40;
 	c = run(L, &n1, cdb, 10, param, len);
 	assert_sense(c, SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	/* Invalid type / scope in the CDB. */
+	RM_BUILD(0x11, 0x22, false, 1, PORT2, 1);
+	cdb[2] = 0x04;
+	assert_sense(run(L, &n1, cdb, 10, param, len), SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	cdb[2] = 0x10 | WE;
+	assert_sense(run(L, &n1, cdb, 10, param, len), SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	cdb[2] = WE;
+	/* Relative target port 0 does not exist. */
+	RM_BUILD(0x11, 0x22, false, 0, PORT2, 1);
+	assert_sense(run(L, &n1, cdb, 10, param, len), SK_ILLEGAL_REQUEST, 0x26, 0x00);
 	/* Length mismatch. */
-	RM(&n1, 0x11, 0x22, false, 1, PORT2, 1);
+	RM_BUILD(0x11, 0x22, false, 1, PORT2, 1);
 	cdb[8] = (uint8_t)(len - 4);
 	c = run(L, &n1, cdb, 10, param, len);
 	assert_sense(c, SK_ILLEGAL_REQUEST, 0x1a, 0x00);
@@ -833,19 +849,21 @@ static void test_register_and_move(void **state)
 	assert_int_equal(g, g0 + 1);
 	assert_int_equal(write10(L, &n2), GOOD);
 	assert_int_equal(write10(L, &n1), CONFLICT);
-	/* And back with UNREG=1: n2's registration goes. */
+	/* And back with UNREG=1 as EA: n2's registration goes. */
+	cdb[2] = EA;
 	RM(&n2, 0x22, 0x55, true, 1, PORT1, 1);
 	assert_int_equal(c->status, GOOD);
-	assert_int_equal(read_res(L, &key), WE);
+	assert_int_equal(read_res(L, &key), EA);
 	assert_int_equal(key, 0x11);   /* n1 was registered: key kept */
 	assert_int_equal(read_keys(L, NULL, NULL), 1);
 	assert_int_equal(write10(L, &n2), CONFLICT);
 	/* All registrants reservations cannot be moved. */
-	assert_int_equal(prout(L, &n1, SA_RELEASE, WE, 0x11, 0), GOOD);
+	assert_int_equal(prout(L, &n1, SA_RELEASE, EA, 0x11, 0), GOOD);
 	assert_int_equal(prout(L, &n1, SA_RESERVE, WE_AR, 0x11, 0), GOOD);
 	RM(&n1, 0x11, 0x22, false, 1, PORT2, 1);
 	assert_int_equal(c->status, CONFLICT);
 #undef RM
+#undef RM_BUILD
 }
 
 static void test_spec_i_pt(void **state)
@@ -888,6 +906,7 @@ static void test_spec_i_pt(void **state)
 		assert_sense(c, SK_ILLEGAL_REQUEST, 0x26, 0x00);
 		/* Not NUL-terminated. */
 		boff = 4 + mk_tid(bad + 4, PORT2, 1);
+		bad[3] = (uint8_t)(boff - 4);
 		memset(bad + 8, 'a', boff - 8);
 		c = prout_x(L, &n1, SA_REGISTER, 0, 0, 0, 0x11, 0x08, bad, boff, -1);
 		assert_sense(c, SK_ILLEGAL_REQUEST, 0x26, 0x00);
@@ -1122,7 +1141,8 @@ static void test_corrupt_file_ignored(void **state)
 	assert_int_equal(scsi_pr_load(lu2), 0);
 	assert_int_equal(read_keys(lu2, NULL, NULL), 2);
 	assert_int_equal(read_res(lu2, NULL), EA_RO);
-	assert_int_equal(write10(lu2, &n1), CONFLICT);
+	assert_int_equal(write10(lu2, &n3), CONFLICT);
+	assert_int_equal(write10(lu2, &n1), GOOD);   /* registrant of an RO type */
 	assert_int_equal(write10(lu2, &n2), GOOD);   /* node name covers every ISID */
 	free_lu(lu2);
 
