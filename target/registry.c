@@ -20,6 +20,7 @@
  * reg_lock so that logins on the reactors never wait for the control plane.
  */
 #include "registry.h"
+#include "registry_admin.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/acl.h"
 #include "../core/log.h"
@@ -58,6 +61,22 @@ struct reg_session {
 	struct reg_session *next;
 };
 
+/* A CHAP account (tgtadm --mode account).  The secret never leaves this
+ * file except through reg_chap_*() to the login code and reg_dump_config(). */
+struct reg_account {
+	char user[REG_CHAP_USER_MAX];
+	char secret[REG_CHAP_SECRET_MAX];
+	struct reg_account *next;       /* sorted by user */
+};
+
+/* Accounts bound to a target or to discovery sessions (by name, so that an
+ * account is looked up, and its current secret used, at every login). */
+struct chap_bind {
+	char (*in)[REG_CHAP_USER_MAX];  /* incoming: initiators authenticating to us */
+	int nin;
+	char out[REG_CHAP_USER_MAX];    /* outgoing (mutual CHAP); "" = none */
+};
+
 struct iscsi_target {
 	int tid;
 	char name[REG_NAME_MAX];
@@ -76,11 +95,15 @@ struct iscsi_target {
 	struct reg_session *sessions;   /* reg_lock */
 	int nsessions;
 
+	struct chap_bind chap;          /* reg_lock */
+
 	struct iscsi_target *next;      /* list sorted by tid */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iscsi_target *targets;
+static struct reg_account *accounts;   /* reg_lock */
+static struct chap_bind disc_chap;     /* discovery sessions (tid 0); reg_lock */
 static atomic_uint_fast64_t next_nexus_id = 1;
 
 static struct {
@@ -207,6 +230,7 @@ static void target_free(struct iscsi_target *t)
 	free(t->luns);
 	free(t->addr_acls);
 	free(t->name_acls);
+	free(t->chap.in);
 	pthread_rwlock_destroy(&t->lun_lock);
 	free(t);
 }
@@ -254,6 +278,14 @@ void reg_shutdown(void)
 	free(sysinfo.portals);
 	sysinfo.portals = NULL;
 	sysinfo.nportals = 0;
+	while (accounts) {
+		struct reg_account *a = accounts;
+		accounts = a->next;
+		explicit_bzero(a->secret, sizeof(a->secret));
+		free(a);
+	}
+	free(disc_chap.in);
+	memset(&disc_chap, 0, sizeof(disc_chap));
 	pthread_mutex_unlock(&reg_lock);
 }
 
@@ -558,6 +590,28 @@ int reg_lun_delete(int tid, uint64_t lun, char *err, size_t errlen)
 	return 0;
 }
 
+/* The LU's size changed (or may have): re-read it and, if it moved, tell
+ * every nexus.  Returns 0 or -errno. */
+static int capacity_changed(struct iscsi_target *t, int tid, uint64_t lun, struct scsi_lu *lu,
+			    char *err, size_t errlen)
+{
+	int ret = scsi_lu_refresh_capacity(lu);
+
+	if (ret < 0) {
+		set_err(err, errlen, "can't re-read the size of LUN %" PRIu64 ": %s", lun, strerror(-ret));
+		return ret;
+	}
+	if (ret > 0) {
+		/* SBC-3 4.6 / SPC-4 table F.2: CAPACITY DATA HAS CHANGED (2A/09)
+		 * is a unit attention for every I_T nexus, so that initiators
+		 * re-read the capacity before trusting their cached value. */
+		reg_target_ua(t, lun, 0, ASC_CAPACITY_CHANGED, ASCQ_CAPACITY_CHANGED);
+		log_notice("target %d: LUN %" PRIu64 " resized to %" PRIu64 " blocks", tid, lun,
+			   (uint64_t)atomic_load(&lu->nr_blocks));
+	}
+	return 0;
+}
+
 int reg_lun_refresh(int tid, uint64_t lun, char *err, size_t errlen)
 {
 	struct iscsi_target *t;
@@ -573,16 +627,68 @@ int reg_lun_refresh(int tid, uint64_t lun, char *err, size_t errlen)
 		reg_target_put(t);
 		return -ENOENT;
 	}
-	ret = scsi_lu_refresh_capacity(lu);
-	if (ret < 0) {
-		set_err(err, errlen, "can't re-read the size of LUN %" PRIu64 ": %s", lun, strerror(-ret));
-	} else if (ret > 0) {
-		/* SBC-3 4.x: CAPACITY DATA HAS CHANGED to every nexus. */
-		reg_target_ua(t, lun, 0, ASC_CAPACITY_CHANGED, ASCQ_CAPACITY_CHANGED);
-		log_notice("target %d: LUN %" PRIu64 " resized to %" PRIu64 " blocks", tid, lun,
-			   (uint64_t)atomic_load(&lu->nr_blocks));
-		ret = 0;
+	ret = capacity_changed(t, tid, lun, lu, err, errlen);
+	scsi_lu_put(lu);
+	reg_target_put(t);
+	return ret;
+}
+
+int reg_lun_resize(int tid, uint64_t lun, uint64_t size, bool force, char *err, size_t errlen)
+{
+	struct iscsi_target *t;
+	struct scsi_lu *lu;
+	struct bstore *bs;
+	uint64_t old;
+	int ret = 0;
+
+	t = get_tid(tid, err, errlen);
+	if (!t)
+		return -ENOENT;
+	lu = reg_target_lun_get(t, lun);
+	if (!lu) {
+		set_err(err, errlen, "can't find LUN %" PRIu64 " of target %d", lun, tid);
+		reg_target_put(t);
+		return -ENOENT;
 	}
+	bs = lu->bs;
+	old = (uint64_t)atomic_load(&lu->nr_blocks) * lu->block_size;
+	if (size == 0 || size % lu->block_size) {
+		set_err(err, errlen, "size %" PRIu64 " is not a positive multiple of the block size %u",
+			size, lu->block_size);
+		ret = -EINVAL;
+	} else if (size > (uint64_t)INT64_MAX) {
+		set_err(err, errlen, "size %" PRIu64 " is too large", size);
+		ret = -EINVAL;
+	} else if (lu->readonly || bs->readonly) {
+		set_err(err, errlen, "LUN %" PRIu64 " of target %d is read-only", lun, tid);
+		ret = -EROFS;
+	} else if (size < old && !force) {
+		/* Shrinking throws away whatever lies past the new end and
+		 * breaks any filesystem on the LU: only on explicit request. */
+		set_err(err, errlen, "shrinking LUN %" PRIu64 " from %" PRIu64 " to %" PRIu64
+			" bytes destroys data; use --force", lun, old, size);
+		ret = -EINVAL;
+	} else if (bs->ops && bs->ops->name && strcmp(bs->ops->name, "null") == 0) {
+		/* Nothing behind it: the size is just a number.  (A plain
+		 * 64-bit store; the data path only bounds-checks against it.) */
+		bs->size = size;
+	} else if (bs->is_blockdev) {
+		set_err(err, errlen, "LUN %" PRIu64 " is a block device: resize the device, then "
+			"use --params refresh", lun);
+		ret = -EINVAL;
+	} else {
+		struct stat st;
+		if (bs->fd < 0 || fstat(bs->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			set_err(err, errlen, "LUN %" PRIu64 ": the backing store is not a regular file", lun);
+			ret = -EINVAL;
+		} else if (ftruncate(bs->fd, (off_t)size) < 0) {
+			ret = -errno;
+			set_err(err, errlen, "can't resize %s: %s", bs->path ? bs->path : "the backing file",
+				strerror(errno));
+		}
+	}
+	if (ret == 0)
+		ret = capacity_changed(t, tid, lun, lu, err, errlen);
 	scsi_lu_put(lu);
 	reg_target_put(t);
 	return ret;
@@ -927,6 +1033,418 @@ void reg_set_sys_info(const char *version, int nr_reactors,
 	pthread_mutex_unlock(&reg_lock);
 }
 
+/* ---- CHAP accounts (tgtadm --mode account) ---- */
+
+int reg_chap_user_check(const char *user, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (!user || !*user) {
+		set_err(err, errlen, "missing account user name");
+		return -EINVAL;
+	}
+	len = strlen(user);
+	if (len >= REG_CHAP_USER_MAX) {
+		set_err(err, errlen, "account user name too long (%zu bytes, at most %d)", len,
+			REG_CHAP_USER_MAX - 1);
+		return -EINVAL;
+	}
+	/* CHAP_N travels as a text value (RFC 7143 6.1, 12.1.3); printable
+	 * ASCII without spaces keeps it unambiguous in show output, config
+	 * files and initiator tools alike. */
+	for (const char *p = user; *p; p++) {
+		if (!isgraph((unsigned char)*p)) {
+			set_err(err, errlen, "account user name must be printable ASCII without spaces");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int reg_chap_secret_check(const char *secret, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (!secret || !*secret) {
+		set_err(err, errlen, "missing account password");
+		return -EINVAL;
+	}
+	len = strlen(secret);
+	if (len >= REG_CHAP_SECRET_MAX) {
+		set_err(err, errlen, "account password too long (%zu bytes, at most %d)", len,
+			REG_CHAP_SECRET_MAX - 1);
+		return -EINVAL;
+	}
+	for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			set_err(err, errlen, "account password must not contain control characters");
+			return -EINVAL;
+		}
+	}
+	/* RFC 7143 9.2.1: without IPsec a CHAP secret MUST be at least 96
+	 * bits; shorter ones are still accepted (initiators in the field use
+	 * them) but the admin is told. */
+	if (len < REG_CHAP_SECRET_MIN) {
+		set_err(err, errlen, "warning: password shorter than %d bytes; RFC 7143 9.2.1 asks "
+			"for at least 96-bit CHAP secrets", REG_CHAP_SECRET_MIN);
+		return 1;
+	}
+	return 0;
+}
+
+/* reg_lock held */
+static struct reg_account *find_account(const char *user)
+{
+	for (struct reg_account *a = accounts; a; a = a->next)
+		if (strcmp(a->user, user) == 0)
+			return a;
+	return NULL;
+}
+
+/* reg_lock held.  tid 0 = discovery.  NULL (message in err) if no target. */
+static struct chap_bind *find_bind(int tid, char *err, size_t errlen)
+{
+	struct iscsi_target *t;
+
+	if (tid == 0)
+		return &disc_chap;
+	t = tid > 0 ? find_tid(tid) : NULL;
+	if (!t) {
+		set_err(err, errlen, "can't find the target %d", tid);
+		return NULL;
+	}
+	return &t->chap;
+}
+
+static int bind_in_index(const struct chap_bind *b, const char *user)
+{
+	for (int i = 0; i < b->nin; i++)
+		if (strcmp(b->in[i], user) == 0)
+			return i;
+	return -1;
+}
+
+/* reg_lock held.  Is user bound (incoming if !outgoing, else outgoing) to
+ * discovery or to any target?  Returns the tid (0 = discovery) or -1. */
+static int bound_anywhere(const char *user, bool outgoing)
+{
+	if (outgoing ? strcmp(disc_chap.out, user) == 0 : bind_in_index(&disc_chap, user) >= 0)
+		return 0;
+	for (struct iscsi_target *t = targets; t; t = t->next)
+		if (outgoing ? strcmp(t->chap.out, user) == 0 : bind_in_index(&t->chap, user) >= 0)
+			return t->tid;
+	return -1;
+}
+
+static void unbind_user(struct chap_bind *b, const char *user)
+{
+	int i = bind_in_index(b, user);
+
+	if (i >= 0) {
+		memmove(&b->in[i], &b->in[i + 1], sizeof(b->in[0]) * (size_t)(b->nin - i - 1));
+		b->nin--;
+	}
+	if (strcmp(b->out, user) == 0)
+		b->out[0] = '\0';
+}
+
+int reg_account_new(const char *user, const char *password, char *err, size_t errlen)
+{
+	struct reg_account *a, **pp;
+	char warn[160] = "";
+	int ret;
+
+	ret = reg_chap_user_check(user, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = reg_chap_secret_check(password, warn, sizeof(warn));
+	if (ret < 0) {
+		set_err(err, errlen, "%s", warn);
+		return ret;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(a->user, sizeof(a->user), "%s", user);
+	snprintf(a->secret, sizeof(a->secret), "%s", password);
+	pthread_mutex_lock(&reg_lock);
+	if (find_account(user)) {
+		pthread_mutex_unlock(&reg_lock);
+		explicit_bzero(a->secret, sizeof(a->secret));
+		free(a);
+		set_err(err, errlen, "account %s already exists", user);
+		return -EEXIST;
+	}
+	for (pp = &accounts; *pp && strcmp((*pp)->user, user) < 0; pp = &(*pp)->next)
+		;
+	a->next = *pp;
+	*pp = a;
+	pthread_mutex_unlock(&reg_lock);
+	/* the user name only: secrets are never logged */
+	log_notice("account %s created%s", user, warn[0] ? " (short password)" : "");
+	if (warn[0])
+		set_err(err, errlen, "%s", warn);
+	return 0;
+}
+
+int reg_account_delete(const char *user, char *err, size_t errlen)
+{
+	struct reg_account *a = NULL, **pp;
+
+	if (!user || !*user) {
+		set_err(err, errlen, "missing account user name");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&reg_lock);
+	for (pp = &accounts; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->user, user) == 0) {
+			a = *pp;
+			*pp = a->next;
+			break;
+		}
+	}
+	if (a) {
+		/* tgt: deleting an account unbinds it everywhere, so no target
+		 * keeps requiring a login nobody can perform by name. */
+		unbind_user(&disc_chap, user);
+		for (struct iscsi_target *t = targets; t; t = t->next)
+			unbind_user(&t->chap, user);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (!a) {
+		set_err(err, errlen, "can't find the account %s", user);
+		return -ENOENT;
+	}
+	explicit_bzero(a->secret, sizeof(a->secret));
+	free(a);
+	log_notice("account %s deleted", user);
+	return 0;
+}
+
+int reg_account_bind(int tid, const char *user, bool outgoing, char *err, size_t errlen)
+{
+	struct chap_bind *b;
+	int other;
+
+	if (!user || !*user) {
+		set_err(err, errlen, "missing account user name");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&reg_lock);
+	b = find_bind(tid, err, errlen);
+	if (!b) {
+		pthread_mutex_unlock(&reg_lock);
+		return -ENOENT;
+	}
+	if (!find_account(user)) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "can't find the account %s", user);
+		return -ENOENT;
+	}
+	/* RFC 7143 9.2.1: a secret used to authenticate initiators MUST NOT
+	 * be configured to authenticate any target, and vice versa; an
+	 * account is one secret, so it serves one direction only. */
+	other = bound_anywhere(user, !outgoing);
+	if (other >= 0) {
+		pthread_mutex_unlock(&reg_lock);
+		if (other == 0)
+			set_err(err, errlen, "account %s is bound %s to discovery; RFC 7143 9.2.1 forbids "
+				"using one secret in both directions", user, outgoing ? "incoming" : "outgoing");
+		else
+			set_err(err, errlen, "account %s is bound %s to target %d; RFC 7143 9.2.1 forbids "
+				"using one secret in both directions", user, outgoing ? "incoming" : "outgoing",
+				other);
+		return -EINVAL;
+	}
+	if (outgoing) {
+		if (b->out[0]) {
+			char cur[REG_CHAP_USER_MAX];
+			snprintf(cur, sizeof(cur), "%s", b->out);
+			pthread_mutex_unlock(&reg_lock);
+			/* tgt's rule: one outgoing account per target (the target
+			 * has one identity to prove). */
+			if (strcmp(cur, user) == 0)
+				set_err(err, errlen, "account %s is already bound as outgoing", user);
+			else
+				set_err(err, errlen, "%s already has an outgoing account (%s); unbind it first",
+					tid ? "the target" : "discovery", cur);
+			return -EEXIST;
+		}
+		snprintf(b->out, sizeof(b->out), "%s", user);
+	} else {
+		if (bind_in_index(b, user) >= 0) {
+			pthread_mutex_unlock(&reg_lock);
+			set_err(err, errlen, "account %s is already bound", user);
+			return -EEXIST;
+		}
+		char (*n)[REG_CHAP_USER_MAX] = realloc(b->in, sizeof(*n) * (size_t)(b->nin + 1));
+		if (!n) {
+			pthread_mutex_unlock(&reg_lock);
+			set_err(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		b->in = n;
+		snprintf(b->in[b->nin++], REG_CHAP_USER_MAX, "%s", user);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (tid)
+		log_notice("target %d: account %s bound%s", tid, user, outgoing ? " (outgoing)" : "");
+	else
+		log_notice("discovery: account %s bound%s", user, outgoing ? " (outgoing)" : "");
+	return 0;
+}
+
+int reg_account_unbind(int tid, const char *user, bool outgoing, char *err, size_t errlen)
+{
+	struct chap_bind *b;
+	int i;
+
+	if (!user || !*user) {
+		set_err(err, errlen, "missing account user name");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&reg_lock);
+	b = find_bind(tid, err, errlen);
+	if (!b) {
+		pthread_mutex_unlock(&reg_lock);
+		return -ENOENT;
+	}
+	if (outgoing) {
+		if (strcmp(b->out, user) != 0) {
+			pthread_mutex_unlock(&reg_lock);
+			set_err(err, errlen, "account %s is not bound as outgoing", user);
+			return -ENOENT;
+		}
+		b->out[0] = '\0';
+	} else {
+		i = bind_in_index(b, user);
+		if (i < 0) {
+			pthread_mutex_unlock(&reg_lock);
+			set_err(err, errlen, "account %s is not bound", user);
+			return -ENOENT;
+		}
+		memmove(&b->in[i], &b->in[i + 1], sizeof(b->in[0]) * (size_t)(b->nin - i - 1));
+		b->nin--;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return 0;
+}
+
+static void json_str(FILE *out, const char *s);
+
+/* reg_lock held (both) */
+static void show_bind_text(FILE *out, const struct chap_bind *b, const char *indent)
+{
+	for (int i = 0; i < b->nin; i++)
+		fprintf(out, "%s%s\n", indent, b->in[i]);
+	if (b->out[0])
+		fprintf(out, "%s%s (outgoing)\n", indent, b->out);
+}
+
+static void show_bind_json(FILE *out, const struct chap_bind *b)
+{
+	fputc('[', out);
+	for (int i = 0; i < b->nin; i++) {
+		fputs(i ? ", {\"user\": " : "{\"user\": ", out);
+		json_str(out, b->in[i]);
+		fputs(", \"outgoing\": false}", out);
+	}
+	if (b->out[0]) {
+		fputs(b->nin ? ", {\"user\": " : "{\"user\": ", out);
+		json_str(out, b->out);
+		fputs(", \"outgoing\": true}", out);
+	}
+	fputc(']', out);
+}
+
+void reg_show_accounts(FILE *out, bool json)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (json) {
+		fputs("{\"accounts\": [", out);
+		for (struct reg_account *a = accounts; a; a = a->next) {
+			json_str(out, a->user);
+			if (a->next)
+				fputs(", ", out);
+		}
+		fputs("], \"discovery\": ", out);
+		show_bind_json(out, &disc_chap);
+		fputs("}\n", out);
+	} else {
+		/* tgt layout: the names only, never a secret. */
+		fputs("Account list:\n", out);
+		for (struct reg_account *a = accounts; a; a = a->next)
+			fprintf(out, "    %s\n", a->user);
+		if (disc_chap.nin || disc_chap.out[0]) {
+			fputs("Discovery account information:\n", out);
+			show_bind_text(out, &disc_chap, "    ");
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+bool reg_chap_required(struct iscsi_target *t)
+{
+	bool req;
+
+	pthread_mutex_lock(&reg_lock);
+	req = (t ? t->chap.nin : disc_chap.nin) > 0;
+	pthread_mutex_unlock(&reg_lock);
+	return req;
+}
+
+/* Copy a secret out; never truncates (a cut secret would just fail later). */
+static int copy_secret(const struct reg_account *a, char *secret, size_t secret_len)
+{
+	size_t len = strlen(a->secret);
+
+	if (!secret || secret_len <= len)
+		return -ENOSPC;
+	memcpy(secret, a->secret, len + 1);
+	return 0;
+}
+
+int reg_chap_incoming_secret(struct iscsi_target *t, const char *user, char *secret,
+			     size_t secret_len)
+{
+	const struct chap_bind *b;
+	const struct reg_account *a;
+	int ret = -ENOENT;
+
+	if (!user)
+		return -ENOENT;
+	pthread_mutex_lock(&reg_lock);
+	b = t ? &t->chap : &disc_chap;
+	if (bind_in_index(b, user) >= 0 && (a = find_account(user)) != NULL)
+		ret = copy_secret(a, secret, secret_len);
+	pthread_mutex_unlock(&reg_lock);
+	return ret;
+}
+
+int reg_chap_outgoing(struct iscsi_target *t, char *user, size_t user_len, char *secret,
+		      size_t secret_len)
+{
+	const struct chap_bind *b;
+	const struct reg_account *a;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&reg_lock);
+	b = t ? &t->chap : &disc_chap;
+	if (b->out[0] && (a = find_account(b->out)) != NULL) {
+		if (!user || user_len <= strlen(a->user))
+			ret = -ENOSPC;
+		else {
+			ret = copy_secret(a, secret, secret_len);
+			if (ret == 0)
+				snprintf(user, user_len, "%s", a->user);
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return ret;
+}
+
 /* ---- show ---- */
 
 /* JSON string (RFC 8259 7): escape quote, backslash and controls; pass valid
@@ -1100,6 +1618,7 @@ static void show_target_text(FILE *out, struct iscsi_target *t)
 		show_lun_text(out, &t->luns[i]);
 	pthread_rwlock_unlock(&t->lun_lock);
 	fprintf(out, "    Account information:\n");
+	show_bind_text(out, &t->chap, "        ");
 	fprintf(out, "    ACL information:\n");
 	for (int i = 0; i < t->naddr; i++)
 		fprintf(out, "        %s\n", t->addr_acls[i].text);
@@ -1126,7 +1645,9 @@ static void show_target_json(FILE *out, struct iscsi_target *t)
 		show_lun_json(out, &t->luns[i]);
 	}
 	pthread_rwlock_unlock(&t->lun_lock);
-	fputs("], \"accounts\": [], \"acl\": {\"addresses\": [", out);
+	fputs("], \"accounts\": ", out);
+	show_bind_json(out, &t->chap);
+	fputs(", \"acl\": {\"addresses\": [", out);
 	for (int i = 0; i < t->naddr; i++) {
 		if (i)
 			fputs(", ", out);
@@ -1196,6 +1717,14 @@ int reg_show_sessions(FILE *out, int tid, uint64_t sid, bool with_params, bool j
 			char host[64];
 			peer_host(si->peer_addr, host, sizeof(host));
 			fprintf(out, "Session: %" PRIu64 "\n", si->nexus_id);
+			if (!with_params) {
+				/* --mode conn: tgt's layout.  One connection per
+				 * session (MaxConnections=1), shown as CID 0. */
+				fprintf(out, "    Connection: 0\n");
+				fprintf(out, "        Initiator: %s\n", si->initiator);
+				fprintf(out, "        IP Address: %s\n", host);
+				continue;
+			}
 			fprintf(out, "    Target %d: %s\n", t->tid, t->name);
 			fprintf(out, "    Initiator: %s alias: %s\n", si->initiator,
 				si->alias[0] ? si->alias : "none");

@@ -100,7 +100,7 @@
 #define PROUT_REGISTER_IGNORE   0x06
 #define PROUT_REGISTER_MOVE     0x07
 
-/* Persistent reservation types (SPC-4 6.15.3.4, table 169). */
+/* Persistent reservation types (SPC-4 6.15.3, TYPE field). */
 #define PR_TYPE_WE     0x1
 #define PR_TYPE_EA     0x3
 #define PR_TYPE_WE_RO  0x5
@@ -202,7 +202,7 @@ static const struct scsi_nexus *cmd_nexus(const struct scsi_cmd *cmd)
 
 static void set_conflict(struct scsi_cmd *cmd)
 {
-	/* SAM-5 5.3.1: RESERVATION CONFLICT carries no sense data. */
+	/* SAM-5 status: RESERVATION CONFLICT carries no sense data. */
 	cmd->status = SAM_STAT_RESERVATION_CONFLICT;
 	cmd->sense_len = 0;
 }
@@ -359,7 +359,7 @@ static bool pr_is_holder(const struct scsi_pr_state *pr, const struct pr_reg *r)
 {
 	if (!r || !pr->reserved)
 		return false;
-	/* SPC-4 5.13.10: with an all registrants type every registrant is a
+	/* SPC-4 5.13 (reservation holder): with an all registrants type every registrant is a
 	 * reservation holder. */
 	return type_all_reg(pr->type) || pr->holder == r;
 }
@@ -447,7 +447,7 @@ static void pr_reserve(struct scsi_pr_state *pr, uint8_t type, struct pr_reg *ho
 
 /* After registrations went away: an all registrants reservation lives as
  * long as one registrant does; any other one ends with its holder's
- * registration (SPC-4 5.13.10, 5.13.11.1).  Returns true if released. */
+ * registration (SPC-4 5.13: holder, releasing).  Returns true if released. */
 static bool pr_fixup_after_removal(struct scsi_pr_state *pr)
 {
 	if (!pr->reserved)
@@ -801,7 +801,7 @@ int scsi_pr_load(struct scsi_lu *lu)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Reservation check (SPC-4 5.13.1 table 62, SBC-3 4.17 table 13)            */
+/* Reservation check (SPC-4 5.13.1 and SBC-3 tables)            */
 /* ------------------------------------------------------------------------ */
 
 enum pr_class {
@@ -903,8 +903,8 @@ static bool pr_allows(enum pr_class c, uint8_t type, bool holder, bool registere
 	}
 }
 
-/* SPC-2 5.5.1 / 7.21: commands another initiator may still send while a
- * RESERVE(6) reservation is held; SPC-2 7.11/7.12: PERSISTENT RESERVE IN/OUT
+/* SPC-2 5.5.1 (RESERVE/RELEASE): commands another initiator may still send while a
+ * RESERVE(6) reservation is held; SPC-2 PERSISTENT RESERVE IN/OUT: PERSISTENT RESERVE IN/OUT
  * conflict for every initiator while it exists. */
 static bool r6_allows(const uint8_t *cdb, bool holder)
 {
@@ -917,7 +917,7 @@ static bool r6_allows(const uint8_t *cdb, bool holder)
 	case PR_OP_REQUEST_SENSE:
 	case PR_OP_REPORT_LUNS:
 	case PR_OP_LOG_SENSE:
-	case PR_OP_RELEASE_6:      /* a no-op from a non-holder (SPC-2 7.17) */
+	case PR_OP_RELEASE_6:      /* a no-op from a non-holder (SPC-2 RELEASE(6)) */
 	case PR_OP_RELEASE_10:
 		return true;
 	case PR_OP_PREVENT_ALLOW:
@@ -1102,7 +1102,7 @@ void scsi_pr_in(struct scsi_cmd *cmd)
 }
 
 /* ------------------------------------------------------------------------ */
-/* PERSISTENT RESERVE OUT (SPC-4 5.13.7 - 5.13.11, 6.16)                     */
+/* PERSISTENT RESERVE OUT (SPC-4 5.13, 6.16)                     */
 /* ------------------------------------------------------------------------ */
 
 struct prout_params {
@@ -1222,7 +1222,7 @@ static bool check_scope_type(struct scsi_cmd *cmd, const struct prout_params *pp
 	return true;
 }
 
-/* REGISTER / REGISTER AND IGNORE EXISTING KEY (SPC-4 5.13.7).  Returns true
+/* REGISTER / REGISTER AND IGNORE EXISTING KEY (SPC-4 5.13, registering).  Returns true
  * if the state changed. */
 static bool prout_register(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 			   const struct prout_params *pp, struct pr_reg *me)
@@ -1295,7 +1295,7 @@ static bool prout_register(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 		return true;
 	}
 
-	/* Unregister (SPC-4 5.13.7, 5.13.11.1): removing the holder's
+	/* Unregister (SPC-4 5.13: registering, releasing): removing the holder's
 	 * registration releases its reservation; for a registrants only
 	 * type the other registrants learn RESERVATIONS RELEASED. */
 	{
@@ -1340,7 +1340,7 @@ static unsigned pr_remove_key(struct scsi_lu *lu, struct scsi_pr_state *pr, uint
 	return n;
 }
 
-/* PREEMPT / PREEMPT AND ABORT (SPC-4 5.13.11.4).  Tasks of the preempted
+/* PREEMPT / PREEMPT AND ABORT (SPC-4 5.13, preempting).  Tasks of the preempted
  * nexuses are not aborted here: our commands complete in bounded time and
  * the fabric owns task management. */
 static bool prout_preempt(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
@@ -1356,7 +1356,7 @@ static bool prout_preempt(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 	}
 
 	if (!pr->reserved) {
-		/* 5.13.11.4.3: preempting registrations only. */
+		/* No reservation: preempt registrations only. */
 		if (pp->sark == 0) {
 			bad_param(cmd, 8, -1);
 			return false;
@@ -1380,7 +1380,7 @@ static bool prout_preempt(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 			return true;
 		}
 		/* SARK zero: every other registration goes and the sender
-		 * takes a new reservation (5.13.11.4.4). */
+		 * takes a new reservation. */
 		if (!check_scope_type(cmd, pp))
 			return false;
 		for (r = pr->regs; r; r = next) {
@@ -1395,7 +1395,7 @@ static bool prout_preempt(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 	}
 
 	if (pr->holder && pp->sark == pr->holder->key) {
-		/* 5.13.11.4.4: preempt the holder.  The sender keeps its own
+		/* Preempt the holder.  The sender keeps its own
 		 * registration even if it shares the key. */
 		if (!check_scope_type(cmd, pp))
 			return false;
@@ -1422,7 +1422,7 @@ static bool prout_preempt(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 	return true;
 }
 
-/* REGISTER AND MOVE (SPC-4 5.13.8). */
+/* REGISTER AND MOVE (SPC-4 5.13, registering and moving). */
 static bool prout_register_move(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 				const struct prout_params *pp, struct pr_reg *me)
 {
@@ -1507,7 +1507,7 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 	pthread_mutex_lock(&pr->lock);
 	pr_deliver_pending(lu, pr, n);
 	if (pr->r6_held) {
-		/* SPC-2 7.12: conflicts while a RESERVE(6) reservation exists. */
+		/* SPC-2 PERSISTENT RESERVE OUT: conflicts while a RESERVE(6) reservation exists. */
 		set_conflict(cmd);
 		goto out;
 	}
@@ -1520,7 +1520,7 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 		break;
 
 	case PROUT_RESERVE:
-		/* SPC-4 5.13.9 */
+		/* SPC-4 5.13, reserving */
 		if (!check_scope_type(cmd, &pp))
 			break;
 		if (!me || pp.rk != me->key) {
@@ -1538,7 +1538,7 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 		break;
 
 	case PROUT_RELEASE:
-		/* SPC-4 5.13.11.2 */
+		/* SPC-4 5.13, releasing */
 		if (!me || pp.rk != me->key) {
 			set_conflict(cmd);
 			break;
@@ -1560,7 +1560,7 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 		break;
 
 	case PROUT_CLEAR:
-		/* SPC-4 5.13.11.3 */
+		/* SPC-4 5.13, clearing */
 		if (!me || pp.rk != me->key) {
 			set_conflict(cmd);
 			break;
@@ -1602,13 +1602,13 @@ out:
 }
 
 /* ------------------------------------------------------------------------ */
-/* RESERVE(6) / RELEASE(6) (SPC-2 7.21, 7.17; SPC-4 5.13.3)                  */
+/* RESERVE(6) / RELEASE(6) (SPC-2; SPC-4 5.13.3)                  */
 /* ------------------------------------------------------------------------ */
 
 /* SPC-4 5.13.3: while registrations exist, RESERVE/RELEASE complete with
  * GOOD and do nothing if the nexus holds the persistent reservation or is
  * registered under a registrants only / all registrants one; otherwise
- * (SPC-2 5.5.3) they conflict.  Returns true if the command is decided. */
+ * (SPC-2 5.5) they conflict.  Returns true if the command is decided. */
 static bool r6_pr_exception(struct scsi_cmd *cmd, struct scsi_pr_state *pr)
 {
 	struct pr_reg *r;
@@ -1632,7 +1632,7 @@ static struct scsi_pr_state *r6_begin(struct scsi_cmd *cmd)
 	cmd->xfer_len = 0;
 	cmd->xfer_is_write = false;
 	/* Byte 1: 3RDPTY (bit 4) and EXTENT (bit 0) are obsolete features
-	 * we do not offer (SPC-2 7.21.1). */
+	 * we do not offer (SPC-2 RESERVE(6)). */
 	if (cmd->cdb[1] & 0x11) {
 		bad_cdb(cmd, 1, (cmd->cdb[1] & 0x10) ? 4 : 0);
 		return NULL;
@@ -1659,7 +1659,7 @@ void scsi_reserve6(struct scsi_cmd *cmd)
 		set_conflict(cmd);
 		goto out;
 	}
-	/* A repeated RESERVE from the holder is not an error (SPC-2 7.21.2). */
+	/* A repeated RESERVE from the holder is not an error (SPC-2 RESERVE(6)). */
 	pr->r6_held = true;
 	pr->r6_nexus = n->id;
 	pr_update_active(pr);
@@ -1678,7 +1678,7 @@ void scsi_release6(struct scsi_cmd *cmd)
 	pr_deliver_pending(cmd->lu, pr, n);
 	if (r6_pr_exception(cmd, pr))
 		goto out;
-	/* SPC-2 7.17: releasing a reservation held by another initiator, or
+	/* SPC-2 RELEASE(6): releasing a reservation held by another initiator, or
 	 * none, is GOOD and changes nothing. */
 	if (pr->r6_held && pr->r6_nexus == n->id) {
 		pr->r6_held = false;

@@ -7,7 +7,7 @@
  * handlers set status / sense / data_in / xfer_len and return; the caller
  * (the dispatcher) completes the command afterwards.
  *
- * I_T nexus identity: registrations are per I_T nexus (SPC-4 5.13.7) and are
+ * I_T nexus identity: registrations are per I_T nexus (SPC-4 5.13, registering) and are
  * keyed by the initiator port name ("iqn...,i,0x<isid>", the iSCSI
  * TransportID format 01b string) plus the relative target port identifier,
  * so they survive session reinstatement and, with APTPL, a daemon restart.
@@ -43,7 +43,7 @@ void scsi_release6(struct scsi_cmd *cmd);  /* 0x17 RELEASE(6) */
  * RESERVE(6) reservation (SPC-2 5.5.1); persistent registrations and
  * reservations are kept (SPC-4 5.13.1). */
 void scsi_pr_nexus_lost(struct scsi_lu *lu, uint64_t nexus_id);
-/* LOGICAL UNIT RESET / target reset: releases RESERVE(6) (SAM-5 6.3.2);
+/* LOGICAL UNIT RESET / target reset: releases RESERVE(6) (SAM-5 LOGICAL UNIT RESET);
  * persistent reservations are unaffected. */
 void scsi_pr_lun_reset(struct scsi_lu *lu);
 /* Free lu->pr at LU destruction. */

@@ -774,6 +774,7 @@ static void test_file_write_read(void **state)
 	run(&cmd);
 	assert_good(&cmd);
 	assert_int_equal(cmd.xfer_len, 8192);
+	scsi_cmd_release(&cmd);
 	len = rw_cdb(cdb, 0x28, 30, 2, 0);
 	exec(&cmd, flu, cdb, len);
 	assert_good(&cmd);
