@@ -62,9 +62,13 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@mkdir -p var
-	@echo "== ringstord demo: connect with  iscsi-ls -s iscsi://127.0.0.1:3260/  (Ctrl-C stops) =="
-	$(DAEMON) -f -c conf/demo.conf -C var/ringstord.sock
+	@mkdir -p var/state
+	@echo "== ringstord demo on 127.0.0.1:3260 (Ctrl-C stops). From another shell:"
+	@echo "     iscsi-ls -s iscsi://127.0.0.1:3260/"
+	@echo "     iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.io.ringstor:demo/1"
+	@echo "     qemu-img info iscsi://127.0.0.1:3260/iqn.2026-11.io.ringstor:demo/1"
+	@echo "     $(ADM) -C var/ringstord.sock --lld iscsi --mode target --op show"
+	$(DAEMON) -f -c conf/demo.conf -C var/ringstord.sock --state-dir var/state
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
@@ -88,3 +92,4 @@ clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/core/main.d $(BUILD)/cli/ringstoradm.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+.SECONDARY:

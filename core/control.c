@@ -28,6 +28,7 @@
 
 #include "../conf/config.h"
 #include "../target/registry.h"
+#include "../target/registry_admin.h"
 #include "control_proto.h"
 #include "log.h"
 
@@ -241,12 +242,24 @@ static int exec_lu(const struct ctl_request *r, char *msg, size_t msglen)
 	case CTL_OP_UPDATE:
 		if ((ret = parse_lu_params(r->params, &lp, msg, msglen)))
 			return ret;
+		if (lp.size && lp.refresh)
+			return fail(msg, msglen, EINVAL, "give either size= or refresh, not both");
+		if (lp.size) {
+			/* online resize (ftruncate + CAPACITY DATA HAS CHANGED) */
+			char *p = strstr(r->params, "size=");
+			bool only_size = p && (p == r->params) && !strchr(r->params, ',');
+			if (!only_size)
+				return fail(msg, msglen, EINVAL,
+					    "only 'size=' or 'refresh' can be updated on a live logical unit");
+			return -reg_lun_resize(r->tid, r->lun, lp.size, r->force, msg, msglen);
+		}
 		if (!lp.refresh)
 			return fail(msg, msglen, EINVAL,
-				    "logicalunit update supports --params refresh (online resize)");
+				    "logicalunit update supports --params size=<bytes|K|M|G|T> (online "
+				    "resize) or --params refresh (re-read the backing size)");
 		if (lp.non_refresh)
 			return fail(msg, msglen, EINVAL,
-				    "only 'refresh' can be updated on a live logical unit");
+				    "only 'size=' or 'refresh' can be updated on a live logical unit");
 		return -reg_lun_refresh(r->tid, r->lun, msg, msglen);
 	default:
 		snprintf(msg, msglen, "operation '%s' is not supported in mode logicalunit "
@@ -255,11 +268,72 @@ static int exec_lu(const struct ctl_request *r, char *msg, size_t msglen)
 	}
 }
 
+/* tgtadm --mode account.  tid 0 (or no --tid) on bind/unbind means the
+ * discovery sessions, as in tgt. */
+static int exec_account(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	int tid = r->has_tid ? r->tid : 0;
+
+	switch (r->op) {
+	case CTL_OP_NEW:
+		if (!r->user[0] || !r->password[0])
+			return fail(msg, msglen, EINVAL, "account new needs --user and --password");
+		return -reg_account_new(r->user, r->password, msg, msglen);
+	case CTL_OP_DELETE:
+		if (!r->user[0])
+			return fail(msg, msglen, EINVAL, "account delete needs --user");
+		return -reg_account_delete(r->user, msg, msglen);
+	case CTL_OP_BIND:
+		if (!r->user[0])
+			return fail(msg, msglen, EINVAL, "account bind needs --user");
+		return -reg_account_bind(tid, r->user, r->outgoing, msg, msglen);
+	case CTL_OP_UNBIND:
+		if (!r->user[0])
+			return fail(msg, msglen, EINVAL, "account unbind needs --user");
+		return -reg_account_unbind(tid, r->user, r->outgoing, msg, msglen);
+	case CTL_OP_SHOW:
+		reg_show_accounts(body, r->json);
+		return 0;
+	default:
+		snprintf(msg, msglen, "operation '%s' is not supported in mode account "
+			 "(new, delete, bind, unbind, show)", ctl_op_name(r->op));
+		return EINVAL;
+	}
+}
+
+static int exec_sessions(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	int ret;
+
+	switch (r->op) {
+	case CTL_OP_SHOW:
+		ret = reg_show_sessions(body, r->has_tid ? r->tid : -1, r->has_sid ? r->sid : 0,
+					r->mode == CTL_MODE_SESSION, r->json);
+		if (ret)
+			snprintf(msg, msglen, "can't find the %s", r->has_sid ? "session" : "target");
+		return -ret;
+	case CTL_OP_DELETE:
+		if ((ret = need_tid(r, msg, msglen)))
+			return ret;
+		if (!r->has_sid)
+			return fail(msg, msglen, EINVAL, "this operation needs --sid");
+		return -reg_session_delete(r->tid, r->sid, r->has_cid ? r->cid : -1, msg, msglen);
+	default:
+		return fail(msg, msglen, EINVAL, "mode conn/session supports --op show and --op delete");
+	}
+}
+
 int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
 {
 	int ret;
 
 	msg[0] = '\0';
+	/* --op dump works in any mode: the whole running configuration. */
+	if (r->op == CTL_OP_DUMP) {
+		reg_dump_config(body);
+		snprintf(msg, msglen, "ok");
+		return 0;
+	}
 	switch (r->mode) {
 	case CTL_MODE_TARGET:
 		ret = exec_target(r, body, msg, msglen);
@@ -269,18 +343,16 @@ int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t m
 		break;
 	case CTL_MODE_SYS:
 		if (r->op != CTL_OP_SHOW)
-			return fail(msg, msglen, EINVAL, "mode system supports only --op show");
+			return fail(msg, msglen, EINVAL, "mode system supports --op show and --op dump");
 		reg_show_sys(body, r->json);
 		ret = 0;
 		break;
 	case CTL_MODE_CONN:
 	case CTL_MODE_SESSION:
-		if (r->op != CTL_OP_SHOW)
-			return fail(msg, msglen, EINVAL, "mode conn/session supports only --op show");
-		ret = -reg_show_sessions(body, r->has_tid ? r->tid : -1, r->has_sid ? r->sid : 0,
-					 r->mode == CTL_MODE_SESSION, r->json);
-		if (ret)
-			snprintf(msg, msglen, "can't find the %s", r->has_sid ? "session" : "target");
+		ret = exec_sessions(r, body, msg, msglen);
+		break;
+	case CTL_MODE_ACCOUNT:
+		ret = exec_account(r, body, msg, msglen);
 		break;
 	default:
 		return fail(msg, msglen, EINVAL, "unknown mode");
@@ -386,7 +458,9 @@ static void serve_one(int fd)
 	}
 	if (ctl_request_decode(buf, end, req, msg, sizeof(msg)) < 0) {
 		reply(fd, EINVAL, msg, NULL, 0);
+		explicit_bzero(req, sizeof(*req));
 		free(req);
+		explicit_bzero(buf, end);
 		return;
 	}
 	char *body = NULL;
@@ -404,8 +478,14 @@ static void serve_one(int fd)
 	else if (req->op != CTL_OP_SHOW)
 		log_info("control: %s %s done", ctl_mode_name(req->mode), ctl_op_name(req->op));
 	reply(fd, code, msg, body, blen);
+	/* account new carries a password, dump returns them all: do not
+	 * leave them lying in freed memory. */
+	if (body)
+		explicit_bzero(body, blen);
 	free(body);
+	explicit_bzero(req, sizeof(*req));
 	free(req);
+	explicit_bzero(buf, end);
 }
 
 static void *control_thread(void *arg)

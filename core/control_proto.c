@@ -20,6 +20,7 @@ static const struct { const char *name; enum ctl_mode m; } mode_names[] = {
 	{ "conn", CTL_MODE_CONN },
 	{ "connection", CTL_MODE_CONN },
 	{ "session", CTL_MODE_SESSION },
+	{ "account", CTL_MODE_ACCOUNT },
 };
 
 static const struct { const char *name; enum ctl_op o; } op_names[] = {
@@ -29,6 +30,7 @@ static const struct { const char *name; enum ctl_op o; } op_names[] = {
 	{ "bind", CTL_OP_BIND },
 	{ "unbind", CTL_OP_UNBIND },
 	{ "update", CTL_OP_UPDATE },
+	{ "dump", CTL_OP_DUMP },
 };
 
 enum ctl_mode ctl_mode_parse(const char *s)
@@ -59,6 +61,7 @@ const char *ctl_mode_name(enum ctl_mode m)
 	case CTL_MODE_SYS: return "system";
 	case CTL_MODE_CONN: return "conn";
 	case CTL_MODE_SESSION: return "session";
+	case CTL_MODE_ACCOUNT: return "account";
 	default: return "none";
 	}
 }
@@ -148,12 +151,16 @@ int ctl_request_encode(const struct ctl_request *r, char *buf, size_t len)
 		ob_kv_u64(&o, "lun", r->lun);
 	if (r->has_sid)
 		ob_kv_u64(&o, "sid", r->sid);
+	if (r->has_cid)
+		ob_kv_u64(&o, "cid", r->cid);
 	if (r->has_blocksize)
 		ob_kv_u64(&o, "blocksize", r->blocksize);
 	if (r->force)
 		ob_kv(&o, "force", "1");
 	if (r->json)
 		ob_kv(&o, "json", "1");
+	if (r->outgoing)
+		ob_kv(&o, "outgoing", "1");
 	if (r->targetname[0])
 		ob_kv(&o, "targetname", r->targetname);
 	if (r->backing_store[0])
@@ -166,6 +173,10 @@ int ctl_request_encode(const struct ctl_request *r, char *buf, size_t len)
 		ob_kv(&o, "initiator-name", r->initiator_name);
 	if (r->params[0])
 		ob_kv(&o, "params", r->params);
+	if (r->user[0])
+		ob_kv(&o, "user", r->user);
+	if (r->password[0])
+		ob_kv(&o, "password", r->password);
 	ob_putc(&o, '\n');
 	if (o.overflow)
 		return -1;
@@ -251,11 +262,12 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 enum { F_MODE, F_OP, F_TID, F_LUN, F_SID, F_BS, F_FORCE, F_JSON, F_TNAME, F_BSTORE,
-       F_BSTYPE, F_IADDR, F_INAME, F_PARAMS, F_COUNT };
+       F_BSTYPE, F_IADDR, F_INAME, F_PARAMS, F_CID, F_OUTGOING, F_USER, F_PASSWORD, F_COUNT };
 
 static const char *const field_names[F_COUNT] = {
 	"mode", "op", "tid", "lun", "sid", "blocksize", "force", "json", "targetname",
 	"backing-store", "bstype", "initiator-address", "initiator-name", "params",
+	"cid", "outgoing", "user", "password",
 };
 
 int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
@@ -376,16 +388,28 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 			r->has_blocksize = true;
 			r->blocksize = (uint32_t)u;
 			break;
+		case F_CID:
+			/* RFC 7143 11.12.4: CID is 16 bits */
+			if (parse_u64(val, UINT16_MAX, &u) < 0) {
+				set_err(err, errlen, "invalid cid '%.40s' (0..65535)", val);
+				return -1;
+			}
+			r->has_cid = true;
+			r->cid = (uint16_t)u;
+			break;
 		case F_FORCE:
 		case F_JSON:
+		case F_OUTGOING:
 			if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0) {
 				set_err(err, errlen, "invalid boolean for '%s' (0 or 1)", field_names[f]);
 				return -1;
 			}
 			if (f == F_FORCE)
 				r->force = val[0] == '1';
-			else
+			else if (f == F_JSON)
 				r->json = val[0] == '1';
+			else
+				r->outgoing = val[0] == '1';
 			break;
 		case F_TNAME: dst = r->targetname; cap = sizeof(r->targetname); break;
 		case F_BSTORE: dst = r->backing_store; cap = sizeof(r->backing_store); break;
@@ -393,6 +417,8 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 		case F_IADDR: dst = r->initiator_address; cap = sizeof(r->initiator_address); break;
 		case F_INAME: dst = r->initiator_name; cap = sizeof(r->initiator_name); break;
 		case F_PARAMS: dst = r->params; cap = sizeof(r->params); break;
+		case F_USER: dst = r->user; cap = sizeof(r->user); break;
+		case F_PASSWORD: dst = r->password; cap = sizeof(r->password); break;
 		}
 		if (dst) {
 			if (strlen(val) >= cap) {

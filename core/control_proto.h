@@ -8,7 +8,7 @@
  * The request ends with an empty line; the daemon answers and closes, so the
  * body runs to EOF.  Keys are the tgtadm option names (mode, op, tid, lun,
  * targetname, backing-store, bstype, blocksize, initiator-address,
- * initiator-name, force, json, params, sid).  Values are percent-encoded
+ * initiator-name, force, json, params, sid, cid, user, password, outgoing).  Values are percent-encoded
  * ("%0A") for '%', control characters and DEL so that a value can never end a
  * line early.  errno is 0 on success or a positive errno (ENOENT, EEXIST,
  * EBUSY, EINVAL ...); the message is one line.  A request is at most
@@ -26,6 +26,7 @@
 #define CTL_MSG_MAX     512
 #define CTL_PATH_MAX    4096
 #define CTL_NAME_MAX    224     /* iSCSI names: 223 bytes + NUL (RFC 7143 4.2.7.1) */
+#define CTL_USER_MAX    256     /* CHAP_N / secrets: 255 bytes + NUL */
 #define CTL_DEFAULT_SOCKET "/run/ringstor/ringstord.sock"
 
 enum ctl_mode {
@@ -35,6 +36,7 @@ enum ctl_mode {
 	CTL_MODE_SYS,       /* "system" / "sys" */
 	CTL_MODE_CONN,      /* "conn" / "connection" */
 	CTL_MODE_SESSION,   /* "session" */
+	CTL_MODE_ACCOUNT,   /* "account" (CHAP) */
 };
 
 enum ctl_op {
@@ -45,6 +47,7 @@ enum ctl_op {
 	CTL_OP_BIND,
 	CTL_OP_UNBIND,
 	CTL_OP_UPDATE,
+	CTL_OP_DUMP,        /* running configuration as a config file */
 };
 
 struct ctl_request {
@@ -56,16 +59,21 @@ struct ctl_request {
 	uint64_t lun;
 	bool has_sid;
 	uint64_t sid;
+	bool has_cid;
+	uint16_t cid;
 	bool has_blocksize;
 	uint32_t blocksize;
 	bool force;
 	bool json;
+	bool outgoing;                  /* account bind/unbind --outgoing */
 	char targetname[CTL_NAME_MAX];
 	char backing_store[CTL_PATH_MAX];
 	char bstype[16];
 	char initiator_address[64];
 	char initiator_name[CTL_NAME_MAX];
 	char params[1024];              /* "key=value,key=value" or a bare word */
+	char user[CTL_USER_MAX];        /* account user name */
+	char password[CTL_USER_MAX];    /* account secret (never logged) */
 };
 
 /* Names <-> enums.  Parsers return NONE for unknown words. */

@@ -24,9 +24,11 @@
 #include "core/version.h"
 #include "target/iscsi.h"
 #include "target/registry.h"
+#include "target/scsi_pr.h"
 
 #define DEFAULT_CONFIG  "/etc/ringstor/ringstor.conf"
 #define DEFAULT_CONTROL "/run/ringstor/ringstord.sock"
+#define DEFAULT_STATE_DIR "/var/lib/ringstor"
 #define RING_ENTRIES    1024
 
 struct reactor_thread {
@@ -44,7 +46,8 @@ static void usage(FILE *out)
 		"  -f, --foreground           stay in the foreground, log to stderr\n"
 		"  -c, --config FILE          libconfig file (default " DEFAULT_CONFIG ")\n"
 		"  -C, --control-socket PATH  control socket (default " DEFAULT_CONTROL ")\n"
-		"      --iscsi-portal ADDR:PORT  listen here (repeatable; overrides the config)\n"
+		"      --iscsi-portal ADDR:PORT[,TPGT]  listen here (repeatable; overrides the config)\n"
+		"      --state-dir DIR        persistent state: APTPL reservations... (default " DEFAULT_STATE_DIR ")\n"
 		"  -t, --threads N            reactor threads (default: online CPUs)\n"
 		"  -l, --log-level LEVEL      error|warning|notice|info|debug\n"
 		"      --check-config         validate the configuration and exit\n"
@@ -119,7 +122,7 @@ static void sleep_ms(long ms)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PORTAL = 256, OPT_CHECK };
+	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR };
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
@@ -128,11 +131,13 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *control_path = NULL, *log_level = NULL;
+	const char *state_dir = NULL;
 	struct iscsi_portal cli_portals[CONFIG_MAX_PORTALS];
 	int ncli_portals = 0, threads = -1, c;
 	bool foreground = false, check_only = false;
@@ -173,6 +178,7 @@ int main(int argc, char **argv)
 			ncli_portals++;
 			break;
 		case OPT_CHECK: check_only = true; break;
+		case OPT_STATE_DIR: state_dir = optarg; break;
 		case 'V': printf("ringstord %s\n", RINGSTOR_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -221,6 +227,7 @@ int main(int argc, char **argv)
 		threads = 1;
 	if (!control_path)
 		control_path = cfg.control_socket[0] ? cfg.control_socket : DEFAULT_CONTROL;
+	scsi_pr_set_state_dir(state_dir ? state_dir : DEFAULT_STATE_DIR);
 
 	/* Block the signals in every thread; this thread takes them with sigwait.
 	 * SIGPIPE is ignored: a vanished peer shows up as -EPIPE on its send. */

@@ -26,6 +26,7 @@
 
 #include "../core/reactor.h"
 #include "iscsi.h"
+#include "iscsi_chap.h"
 #include "iscsi_params.h"
 #include "iscsi_pdu.h"
 #include "registry.h"
@@ -233,6 +234,17 @@ struct iscsi_login {
 	bool identity_checked;
 	struct iscsi_target *target;
 	bool failed;
+
+	/* Security stage (RFC 7143 6.3, 12.1): where the authentication is. */
+	enum login_auth {
+		AUTH_START,         /* nothing negotiated yet */
+		AUTH_CHAP_A,        /* AuthMethod=CHAP agreed: waiting for CHAP_A */
+		AUTH_CHAP_R,        /* challenge sent: waiting for CHAP_N/CHAP_R */
+		AUTH_DONE,          /* None agreed or the initiator authenticated */
+	} auth;
+	bool auth_required;         /* an incoming CHAP account is bound */
+	bool auth_method_seen;
+	struct chap_session chap;
 };
 
 struct iscsi_conn {

@@ -1,12 +1,20 @@
 /* iscsi_login.c - the login phase (RFC 7143 6, 11.12, 11.13).
  *
- * Stages: security (CSG 0; AuthMethod=None only for now), operational
- * (CSG 1), full feature (NSG 3).  Key negotiation itself is iscsi_params.c;
- * this file owns the stage machine, the identity checks (InitiatorName,
- * TargetName, ACL), continuation (C bit) of long texts and the hand-over to
- * the session (TSIH, reinstatement, registry) when the login completes.
+ * Stages: security (CSG 0: AuthMethod None or CHAP), operational (CSG 1),
+ * full feature (NSG 3).  Key negotiation itself is iscsi_params.c and the
+ * CHAP arithmetic iscsi_chap.c; this file owns the stage machine, the
+ * identity checks (InitiatorName, TargetName, ACL), authentication,
+ * continuation (C bit) of long texts and the hand-over to the session (TSIH,
+ * reinstatement, registry) when the login completes.
+ *
+ * Authentication (RFC 7143 6.3, 12.1.3): the target (and so whether CHAP is
+ * required) is known only once TargetName has been read, and initiators send
+ * TargetName and AuthMethod in the same first PDU in either order.  So the
+ * security keys (AuthMethod, CHAP_*) of a request are collected while its
+ * keys are parsed and acted upon after the identity check.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +98,184 @@ static uint16_t check_identity(struct iscsi_conn *c)
 	return ISCSI_LOGIN_STATUS_SUCCESS;
 }
 
+
+/* The security keys of one Login Request, collected during parsing. */
+struct sec_keys {
+	bool has_authm, has_a, has_n, has_r, has_i, has_c;
+	bool dup;                   /* a key appeared twice in one request */
+	char authm[256];
+	char a[256];
+	char n[REG_NAME_MAX + 32];
+	char r[2 * CHAP_MAX_DIGEST + 8];
+	char i[16];
+	char c[2 * CHAP_MAX_CHALLENGE + 8];
+	bool too_long;              /* a value did not fit: fails authentication */
+};
+
+static void sec_put(struct sec_keys *k, bool *has, char *dst, size_t cap, const char *val)
+{
+	if (*has)
+		k->dup = true;
+	*has = true;
+	if (strlen(val) >= cap) {
+		k->too_long = true;
+		dst[0] = '\0';
+		return;
+	}
+	memcpy(dst, val, strlen(val) + 1);
+}
+
+/* Returns true if key is a security key this layer handles itself. */
+static bool sec_collect(struct sec_keys *k, const char *key, const char *val)
+{
+	if (!strcmp(key, "AuthMethod"))
+		sec_put(k, &k->has_authm, k->authm, sizeof(k->authm), val);
+	else if (!strcmp(key, "CHAP_A"))
+		sec_put(k, &k->has_a, k->a, sizeof(k->a), val);
+	else if (!strcmp(key, "CHAP_N"))
+		sec_put(k, &k->has_n, k->n, sizeof(k->n), val);
+	else if (!strcmp(key, "CHAP_R"))
+		sec_put(k, &k->has_r, k->r, sizeof(k->r), val);
+	else if (!strcmp(key, "CHAP_I"))
+		sec_put(k, &k->has_i, k->i, sizeof(k->i), val);
+	else if (!strcmp(key, "CHAP_C"))
+		sec_put(k, &k->has_c, k->c, sizeof(k->c), val);
+	else
+		return false;
+	return true;
+}
+
+static bool auth_list_has(const char *list, const char *item)
+{
+	size_t il = strlen(item);
+
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t l = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (l == il && !memcmp(p, item, il))
+			return true;
+		if (!comma)
+			return false;
+		p = comma + 1;
+	}
+}
+
+static void wipe(void *p, size_t len)
+{
+	explicit_bzero(p, len);
+}
+
+/* One step of the security stage.  Appends the target's keys to ob and
+ * returns 0, or a login status (0x0201 for every authentication failure, RFC
+ * 7143 11.13.5: the details stay in our log, not on the wire).  Secrets are
+ * wiped from the stack and never logged. */
+static uint16_t auth_step(struct iscsi_conn *c, struct sec_keys *k, struct iscsi_kv_buf *ob)
+{
+	struct iscsi_login *l = &c->login;
+	struct iscsi_target *t = l->target;     /* NULL: discovery (tid 0 accounts) */
+	const char *who = c->neg.initiator_name[0] ? c->neg.initiator_name : "?";
+	char a[16], i[16], ch[2 * CHAP_CHALLENGE_LEN + 3];
+
+	if (k->dup || k->too_long) {
+		log_info("iscsi: %s: malformed security keys from %s", c->peer_str, who);
+		return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+	}
+	if (k->has_authm) {
+		/* AuthMethod is negotiated once (RFC 7143 6.2 / 12.1). */
+		if (l->auth_method_seen)
+			return ISCSI_LOGIN_STATUS_INIT_ERR;
+		l->auth_method_seen = true;
+		/* RFC 7143 6.2: the responder picks from the offered list what
+		 * it supports.  With an incoming account bound we support
+		 * CHAP only; without one, None only (nothing to check a CHAP
+		 * response against). */
+		if (l->auth_required && auth_list_has(k->authm, "CHAP")) {
+			iscsi_kv_append(ob, "AuthMethod", "CHAP");
+			l->auth = AUTH_CHAP_A;
+		} else if (!l->auth_required && auth_list_has(k->authm, "None")) {
+			iscsi_kv_append(ob, "AuthMethod", "None");
+			l->auth = AUTH_DONE;
+		} else {
+			log_info("iscsi: %s: %s offered AuthMethod=%s, we %s CHAP", c->peer_str,
+				 who, k->authm, l->auth_required ? "require" : "have no account for");
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+	}
+	if (k->has_a) {
+		if (l->auth != AUTH_CHAP_A || k->has_n || k->has_r)
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		/* RFC 7143 12.1.3: CHAP_A=<list>; we answer CHAP_A, CHAP_I and
+		 * CHAP_C (fresh identifier and challenge from getrandom()). */
+		if (chap_start(&l->chap, k->a, a, sizeof(a), i, sizeof(i), ch, sizeof(ch)) < 0) {
+			log_info("iscsi: %s: no supported CHAP algorithm in CHAP_A=%s from %s",
+				 c->peer_str, k->a, who);
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		iscsi_kv_append(ob, "CHAP_A", a);
+		iscsi_kv_append(ob, "CHAP_I", i);
+		iscsi_kv_append(ob, "CHAP_C", ch);
+		l->auth = AUTH_CHAP_R;
+		return 0;
+	}
+	if (k->has_n || k->has_r || k->has_i || k->has_c) {
+		char secret[CHAP_SECRET_MAX + 1];
+		char ouser[REG_NAME_MAX], osecret[CHAP_SECRET_MAX + 1];
+		char r[2 * CHAP_MAX_DIGEST + 3];
+		bool good;
+
+		if (l->auth != AUTH_CHAP_R || !k->has_n || !k->has_r) {
+			log_info("iscsi: %s: CHAP keys from %s out of sequence or missing", c->peer_str,
+				 who);
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		if (reg_chap_incoming_secret(t, k->n, secret, sizeof(secret)) < 0) {
+			log_info("iscsi: %s: CHAP user '%s' (from %s) is not bound to %s", c->peer_str,
+				 k->n, who, t ? reg_target_name(t) : "discovery");
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		good = chap_verify(&l->chap, k->r, secret, strlen(secret));
+		wipe(secret, sizeof(secret));
+		/* One challenge, one answer (RFC 1994 4.1): a retry needs a
+		 * new login. */
+		l->chap.challenge_sent = false;
+		if (!good) {
+			log_info("iscsi: %s: CHAP authentication of user '%s' (from %s) failed",
+				 c->peer_str, k->n, who);
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		if (k->has_i || k->has_c) {
+			/* Mutual CHAP: the initiator authenticates us with the
+			 * outgoing account (RFC 7143 12.1.3, second half). */
+			int rc;
+
+			if (!k->has_i || !k->has_c) {
+				log_info("iscsi: %s: mutual CHAP from %s lacks CHAP_I or CHAP_C",
+					 c->peer_str, who);
+				return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+			}
+			if (reg_chap_outgoing(t, ouser, sizeof(ouser), osecret, sizeof(osecret)) < 0) {
+				log_info("iscsi: %s: %s asks for mutual CHAP but no outgoing account is bound",
+					 c->peer_str, who);
+				return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+			}
+			rc = chap_respond(&l->chap, k->i, k->c, osecret, strlen(osecret), r, sizeof(r));
+			wipe(osecret, sizeof(osecret));
+			if (rc < 0) {
+				log_info("iscsi: %s: mutual CHAP challenge from %s refused (malformed or reflected)",
+					 c->peer_str, who);
+				return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+			}
+			iscsi_kv_append(ob, "CHAP_N", ouser);
+			iscsi_kv_append(ob, "CHAP_R", r);
+		}
+		log_info("iscsi: %s: CHAP user '%s' authenticated%s", c->peer_str, k->n,
+			 k->has_i ? " (mutual)" : "");
+		l->auth = AUTH_DONE;
+	}
+	return 0;
+}
+
 void login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 {
 	struct iscsi_bhs req = c->bhs;
@@ -102,8 +288,8 @@ void login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 	char out[8192];
 	struct iscsi_kv_buf ob = { out, 0, sizeof(out) };
 	static __thread struct iscsi_kv_iter it;   /* 8 KiB: keep it off the stack */
+	static __thread struct sec_keys sk;
 	const char *key, *val;
-	bool auth_offered = false;
 	uint16_t st = 0;
 	uint8_t rflags;
 	int rc;
@@ -172,10 +358,12 @@ void login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 	}
 	l->stage = csg;
 
+	memset(&sk, 0, sizeof(sk));
 	iscsi_kv_iter_init(&it, data, dlen);
 	while ((rc = iscsi_kv_next(&it, &key, &val)) > 0) {
-		if (!strcmp(key, "AuthMethod"))
-			auth_offered = true;
+		/* Security keys wait until we know the target (see above). */
+		if (csg == ISCSI_STAGE_SECURITY && sec_collect(&sk, key, val))
+			continue;
 		if (iscsi_neg_key(&c->neg, csg, key, val, &ob, &st) < 0) {
 			login_fail(c, &req, st ? st : ISCSI_LOGIN_STATUS_INIT_ERR);
 			goto out;
@@ -192,10 +380,37 @@ void login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 			login_fail(c, &req, st);
 			goto out;
 		}
+		/* Discovery sessions use the discovery (tid 0) accounts. */
+		l->auth_required = reg_chap_required(l->target);
 	}
-	/* AuthMethod offered without None (CHAP only): we answered Reject; the
-	 * login cannot go on (RFC 7143 12.1, status 0x0201). */
-	if (csg == ISCSI_STAGE_SECURITY && auth_offered && !c->neg.auth_method_none) {
+	if (csg == ISCSI_STAGE_SECURITY) {
+		st = auth_step(c, &sk, &ob);
+		if (st) {
+			login_fail(c, &req, st);
+			goto out;
+		}
+		if (transit && l->auth != AUTH_DONE) {
+			if (l->auth == AUTH_START && !l->auth_required) {
+				/* No AuthMethod offered and none needed. */
+				l->auth = AUTH_DONE;
+			} else if (l->auth == AUTH_START) {
+				/* Leaving the security stage without
+				 * authenticating when CHAP is required. */
+				log_info("iscsi: %s: %s skipped required authentication", c->peer_str,
+					 c->neg.initiator_name);
+				login_fail(c, &req, ISCSI_LOGIN_STATUS_AUTH_FAILED);
+				goto out;
+			} else {
+				/* RFC 7143 6.3 / 11.13.3: the target answers T=0
+				 * while the exchange it started is not over. */
+				transit = false;
+			}
+		}
+	} else if (l->auth_required && l->auth != AUTH_DONE) {
+		/* RFC 7143 6.3: skipping the security stage is only for
+		 * targets that do not require authentication. */
+		log_info("iscsi: %s: %s skipped required authentication", c->peer_str,
+			 c->neg.initiator_name);
 		login_fail(c, &req, ISCSI_LOGIN_STATUS_AUTH_FAILED);
 		goto out;
 	}

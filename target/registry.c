@@ -1794,3 +1794,198 @@ void reg_show_sys(FILE *out, bool json)
 	}
 	pthread_mutex_unlock(&reg_lock);
 }
+
+/* ---- session delete ---- */
+
+int reg_session_delete(int tid, uint64_t sid, int cid, char *err, size_t errlen)
+{
+	struct iscsi_target *t;
+	struct reg_session *s;
+
+	pthread_mutex_lock(&reg_lock);
+	t = find_tid(tid);
+	if (!t) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "can't find the target %d", tid);
+		return -ENOENT;
+	}
+	for (s = t->sessions; s; s = s->next)
+		if (s->info.nexus_id == sid)
+			break;
+	if (!s) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "can't find session %" PRIu64 " of target %d", sid, tid);
+		return -ENOENT;
+	}
+	if (cid > 0) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "session %" PRIu64 " has no connection %d (its only connection is 0)",
+			sid, cid);
+		return -ENOENT;
+	}
+	if (!s->info.kill) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "session %" PRIu64 " cannot be closed from here", sid);
+		return -EOPNOTSUPP;
+	}
+	/* kill() only posts the close to the session's reactor (registry.h):
+	 * safe under reg_lock.  The session unregisters itself when it is
+	 * gone, and its UAs and reservations registrations follow SAM-5's
+	 * nexus-loss rules on the data path. */
+	s->info.kill(s->info.kill_ctx);
+	log_notice("target %d: session %" PRIu64 " (%s) closed by the administrator", tid, sid,
+		   s->info.initiator);
+	pthread_mutex_unlock(&reg_lock);
+	return 0;
+}
+
+/* ---- dump: the running configuration as a config file ---- */
+
+/* A libconfig string literal: quote, backslash and control bytes escaped
+ * (\xNN), everything else verbatim. */
+static void conf_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void conf_str_array(FILE *out, const char *indent, const char *key, int n,
+			   const char *(*get)(const void *arr, int i), const void *arr)
+{
+	if (n <= 0)
+		return;
+	fprintf(out, "%s%s = [ ", indent, key);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", out);
+		conf_str(out, get(arr, i));
+	}
+	fputs(" ];\n", out);
+}
+
+static const char *get_user(const void *arr, int i)
+{
+	return ((const char (*)[REG_CHAP_USER_MAX])arr)[i];
+}
+
+static const char *get_name(const void *arr, int i)
+{
+	return ((const char (*)[REG_NAME_MAX])arr)[i];
+}
+
+static const char *get_addr(const void *arr, int i)
+{
+	return ((const struct acl_addr *)arr)[i].text;
+}
+
+static const char *get_portal(const void *arr, int i)
+{
+	return ((const char (*)[96])arr)[i];
+}
+
+/* reg_lock held */
+static void dump_bind(FILE *out, const char *indent, const struct chap_bind *b)
+{
+	conf_str_array(out, indent, "incoming_users", b->nin, get_user, b->in);
+	if (b->out[0]) {
+		fprintf(out, "%soutgoing_user = ", indent);
+		conf_str(out, b->out);
+		fputs(";\n", out);
+	}
+}
+
+/* reg_lock held */
+static void dump_lun(FILE *out, const struct reg_lun *rl, bool last)
+{
+	const struct scsi_lu *lu = rl->lu;
+	bool null = strcmp(rl->bstype, "null") == 0;
+
+	fprintf(out, "            { lun = %" PRIu64 "; type = ", rl->lun);
+	conf_str(out, rl->bstype);
+	fputs(";", out);
+	if (!null) {
+		fputs(" path = ", out);
+		conf_str(out, rl->path);
+		fputs(";", out);
+	} else {
+		/* a string: sizes beyond 2^31 need no int64 suffix that way */
+		fprintf(out, " size = \"%" PRIu64 "\";",
+			(uint64_t)atomic_load(&lu->nr_blocks) * lu->block_size);
+	}
+	fprintf(out, " block_size = %u;", lu->block_size);
+	if (rl->direct)
+		fputs(" direct = true;", out);
+	if (lu->readonly)
+		fputs(" readonly = true;", out);
+	/* The serial (derived or given) pins the LU's identity (VPD 80/83)
+	 * across the reload. */
+	if (lu->serial[0]) {
+		fputs(" serial = ", out);
+		conf_str(out, lu->serial);
+		fputs(";", out);
+	}
+	fprintf(out, " }%s\n", last ? "" : ",");
+}
+
+void reg_dump_config(FILE *out)
+{
+	pthread_mutex_lock(&reg_lock);
+	fputs("# ringstord running configuration (ringstoradm --op dump).\n"
+	      "#\n"
+	      "# PRIVILEGED: this file holds the CHAP account passwords in clear text.\n"
+	      "# It was read over the root-only (0600) control socket; keep it mode 0600\n"
+	      "# (umask 077) and out of backups that others can read.\n"
+	      "#\n"
+	      "# Load it with  ringstord -c FILE  (check first with --check-config).\n"
+	      "# iSCSI negotiation limits and daemon settings are not part of the dump.\n\n",
+	      out);
+	if (sysinfo.nportals > 0) {
+		fputs("iscsi = {\n", out);
+		conf_str_array(out, "    ", "portals", sysinfo.nportals, get_portal, sysinfo.portals);
+		fputs("};\n\n", out);
+	}
+	if (accounts) {
+		fputs("accounts = (\n", out);
+		for (struct reg_account *a = accounts; a; a = a->next) {
+			fputs("    { user = ", out);
+			conf_str(out, a->user);
+			fputs("; password = ", out);
+			conf_str(out, a->secret);
+			fprintf(out, "; }%s\n", a->next ? "," : "");
+		}
+		fputs(");\n\n", out);
+	}
+	if (disc_chap.nin || disc_chap.out[0]) {
+		fputs("discovery = {\n", out);
+		dump_bind(out, "    ", &disc_chap);
+		fputs("};\n\n", out);
+	}
+	fputs("targets = (\n", out);
+	for (struct iscsi_target *t = targets; t; t = t->next) {
+		fprintf(out, "    {\n        tid = %d;\n        name = ", t->tid);
+		conf_str(out, t->name);
+		fputs(";\n", out);
+		pthread_rwlock_rdlock(&t->lun_lock);
+		if (t->nluns) {
+			fputs("        luns = (\n", out);
+			for (int i = 0; i < t->nluns; i++)
+				dump_lun(out, &t->luns[i], i == t->nluns - 1);
+			fputs("        );\n", out);
+		}
+		pthread_rwlock_unlock(&t->lun_lock);
+		conf_str_array(out, "        ", "initiator_address", t->naddr, get_addr, t->addr_acls);
+		conf_str_array(out, "        ", "initiator_name", t->nname, get_name, t->name_acls);
+		dump_bind(out, "        ", &t->chap);
+		fprintf(out, "    }%s\n", t->next ? "," : "");
+	}
+	fputs(");\n", out);
+	pthread_mutex_unlock(&reg_lock);
+}

@@ -68,6 +68,7 @@ struct scsi_lu_params {
 	const char *revision;      /* default "0001" */
 	const char *serial;        /* NULL: derived from naa_seed */
 	const char *naa_seed;      /* e.g. "<target iqn>/<lun>"; hashed into NAA + serial */
+	bool thin_provisioning;    /* UNMAP / WRITE SAME unmap / LBPME (needs a discard-capable store) */
 	bool readonly;
 };
 
@@ -162,6 +163,10 @@ void scsi_lu_put(struct scsi_lu *lu);
 void scsi_lu_ua_add(struct scsi_lu *lu, uint64_t nexus_id, uint8_t asc, uint8_t ascq);
 /* Drop every pending UA of a nexus (nexus lost, e.g. session closed). */
 void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id);
+/* Find a live LU by its NAA designator (EXTENDED COPY target descriptors,
+ * SPC-4 6.4.5).  Returns it with a reference (scsi_lu_put), or NULL. */
+struct scsi_lu *scsi_lu_lookup_naa(const uint8_t naa[16]);
+
 /* Re-read the backend size.  Returns 1 if it changed (the caller then queues
  * 2A/09 for every nexus), 0 if not, -errno on error. */
 int scsi_lu_refresh_capacity(struct scsi_lu *lu);

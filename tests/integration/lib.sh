@@ -48,7 +48,7 @@ start_daemon() {
 	local conf=$1; shift
 	PORT=${PORT:-$(free_port)}
 	SOCK=$T/ctl.sock
-	$RINGSTORD -f -c "$conf" -C "$SOCK" --iscsi-portal 127.0.0.1:$PORT "$@" >"$T/daemon.log" 2>&1 &
+	$RINGSTORD -f -c "$conf" -C "$SOCK" --state-dir "$T/state" --iscsi-portal 127.0.0.1:$PORT "$@" >"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then cat "$T/daemon.log"; fail "ringstord exited at startup"; fi
