@@ -26,9 +26,9 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototype
           -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS  += -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -pthread -MMD -MP -I.
 LDFLAGS += $(SANFLAGS) -pthread
-LIBS    = -luring -lconfig -lcrypto
+LIBS    = -luring -lconfig -lcrypto -lnfs
 
-LIB_SRCS = $(filter-out core/main.c,$(wildcard core/*.c target/*.c backend/*.c conf/*.c))
+LIB_SRCS = $(filter-out core/main.c,$(wildcard core/*.c target/*.c backend/*.c conf/*.c nfsgw/*.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

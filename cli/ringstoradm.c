@@ -5,6 +5,7 @@
  *   ringstoradm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b /tmp/disk.img
  *   ringstoradm --lld iscsi --op bind --mode target --tid 1 -I ALL
  *   ringstoradm --lld iscsi --mode target --op show
+ *   ringstoradm --lld iscsi --mode account --op new --user U --password -
  * Arguments are checked here first (so typos fail fast with a clear message),
  * then sent as one request over the control socket (core/control_proto.h);
  * the daemon's answer body goes to stdout, errors to stderr as
@@ -38,9 +39,10 @@ static void usage(FILE *out)
 "Administer ringstord (tgtadm-compatible options).\n"
 "\n"
 "  -L, --lld iscsi                    low level driver (only iscsi)\n"
-"  -m, --mode MODE                    target | logicalunit (lu) | system (sys) | conn | session\n"
-"  -o, --op OP                        new | delete | show | bind | unbind | update\n"
-"  -t, --tid TID                      target id (> 0)\n"
+"  -m, --mode MODE                    target | logicalunit (lu) | system (sys) | conn | session |\n"
+"                                     account\n"
+"  -o, --op OP                        new | delete | show | bind | unbind | update | dump\n"
+"  -t, --tid TID                      target id (> 0; 0 = discovery for account bind/unbind)\n"
 "  -T, --targetname IQN               target name (iqn.YYYY-MM.domain:id, eui., naa.)\n"
 "  -l, --lun LUN                      logical unit number (0..16383)\n"
 "  -b, --backing-store PATH           file or block device backing a LUN\n"
@@ -49,10 +51,18 @@ static void usage(FILE *out)
 "      --bsoflags direct              open the backing store with O_DIRECT\n"
 "  -I, --initiator-address ADDR       ALL | IPv4/IPv6 address | CIDR (bind/unbind)\n"
 "  -Q, --initiator-name IQN           initiator name ACL (bind/unbind)\n"
-"  -P, --params K=V[,K=V]             LUN new: readonly, direct, create, size, serial;\n"
-"                                     LUN update: refresh (re-read the size after a resize)\n"
-"  -s, --sid SID                      session (I_T nexus) id for conn/session show\n"
-"  -F, -f, --force                    delete a target even with active sessions\n"
+"  -P, --params K=V[,K=V]             LUN new: readonly, direct, create, size, serial,\n"
+"                                     thin_provisioning (UNMAP/WRITE SAME unmap);\n"
+"                                     LUN update: size=<bytes|K|M|G|T> (online resize;\n"
+"                                     shrinking needs --force) or refresh (re-read the size)\n"
+"  -s, --sid SID                      session (I_T nexus) id for conn/session show/delete\n"
+"  -c, --cid CID                      connection id for conn delete (0)\n"
+"  -u, --user NAME                    CHAP account user name (mode account)\n"
+"  -p, --password PASS                CHAP secret; '-' reads it from stdin; default\n"
+"                                     $RINGSTOR_PASSWORD (keeps it out of ps)\n"
+"  -O, --outgoing                     account bind/unbind: the target's own (mutual CHAP)\n"
+"                                     account\n"
+"  -F, -f, --force                    delete a target with sessions; shrink a LUN\n"
 "  -C, --control-socket PATH          default $RINGSTOR_SOCKET or " CTL_DEFAULT_SOCKET "\n"
 "      --json                         machine-readable show output\n"
 "  -V, --version                      print the version\n"
@@ -63,7 +73,13 @@ static void usage(FILE *out)
 "  ringstoradm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b /tmp/disk.img\n"
 "  ringstoradm --lld iscsi --op bind --mode target --tid 1 -I ALL\n"
 "  ringstoradm --lld iscsi --op show --mode target\n"
+"  ringstoradm --lld iscsi --op update --mode logicalunit --tid 1 --lun 1 --params size=20G\n"
 "  ringstoradm --lld iscsi --op update --mode logicalunit --tid 1 --lun 1 --params refresh\n"
+"  RINGSTOR_PASSWORD=... ringstoradm --op new --mode account --user alice\n"
+"  ringstoradm --lld iscsi --op bind --mode account --tid 1 --user alice\n"
+"  ringstoradm --lld iscsi --op show --mode conn --tid 1\n"
+"  ringstoradm --lld iscsi --op delete --mode session --tid 1 --sid 3\n"
+"  ringstoradm --op dump > running.conf   (contains the CHAP passwords)\n"
 "  ringstoradm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1\n"
 "  ringstoradm --lld iscsi --op delete --mode target --tid 1\n");
 }
@@ -140,8 +156,12 @@ static void apply_bsoflags(struct ctl_request *r, const char *s)
 }
 
 /* What each (mode, op) needs, checked before bothering the daemon. */
+static bool tid_given;   /* --tid seen (0 is sent as "no tid") */
+
 static void validate(const struct ctl_request *r)
 {
+	if (r->op == CTL_OP_DUMP)
+		return;
 	switch (r->mode) {
 	case CTL_MODE_TARGET:
 		switch (r->op) {
@@ -186,14 +206,77 @@ static void validate(const struct ctl_request *r)
 			die(EINVAL, "--blocksize: must be 512 or 4096");
 		break;
 	case CTL_MODE_SYS:
+		if (r->op != CTL_OP_SHOW)
+			die(EINVAL, "mode %s: only --op show and --op dump are supported",
+			    ctl_mode_name(r->mode));
+		break;
 	case CTL_MODE_CONN:
 	case CTL_MODE_SESSION:
-		if (r->op != CTL_OP_SHOW)
-			die(EINVAL, "mode %s: only --op show is supported", ctl_mode_name(r->mode));
+		if (r->op == CTL_OP_DELETE) {
+			if (!r->has_tid || !r->has_sid)
+				die(EINVAL, "%s delete: --tid and --sid are required", ctl_mode_name(r->mode));
+		} else if (r->op != CTL_OP_SHOW) {
+			die(EINVAL, "mode %s: only --op show and --op delete are supported",
+			    ctl_mode_name(r->mode));
+		}
+		break;
+	case CTL_MODE_ACCOUNT:
+		switch (r->op) {
+		case CTL_OP_NEW:
+			if (!r->user[0])
+				die(EINVAL, "account new: --user is required");
+			if (!r->password[0])
+				die(EINVAL, "account new: --password (or $RINGSTOR_PASSWORD) is required");
+			break;
+		case CTL_OP_BIND:
+		case CTL_OP_UNBIND:
+			/* no silent default: a forgotten --tid must not make
+			 * discovery require CHAP */
+			if (!tid_given)
+				die(EINVAL, "account %s: --tid is required (0 = discovery sessions)",
+				    ctl_op_name(r->op));
+			/* fall through */
+		case CTL_OP_DELETE:
+			if (!r->user[0])
+				die(EINVAL, "account %s: --user is required", ctl_op_name(r->op));
+			break;
+		case CTL_OP_SHOW:
+			break;
+		default:
+			die(EINVAL, "mode account: unsupported operation '%s' (new, delete, bind, unbind, show)",
+			    ctl_op_name(r->op));
+		}
+		if (r->password[0] && r->op != CTL_OP_NEW)
+			die(EINVAL, "--password is only used by account new");
 		break;
 	default:
 		die(EINVAL, "unknown mode");
 	}
+}
+
+/* --password -: one line from stdin (a pipe, a here-string or a prompt
+ * without echo being the caller's business), so that the secret never
+ * shows in ps or in the shell history. */
+static void read_password(char *dst, size_t cap)
+{
+	char line[CTL_USER_MAX + 2];
+	size_t len;
+
+	if (!fgets(line, sizeof(line), stdin))
+		die(EINVAL, "--password -: no password on stdin");
+	len = strlen(line);
+	if (len && line[len - 1] == '\n')
+		line[--len] = '\0';
+	else if (!feof(stdin))
+		die(EINVAL, "--password -: too long (at most %zu bytes)", cap - 1);
+	if (len && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (!len)
+		die(EINVAL, "--password -: empty password");
+	if (len >= cap)
+		die(EINVAL, "--password -: too long (at most %zu bytes)", cap - 1);
+	memcpy(dst, line, len + 1);
+	explicit_bzero(line, sizeof(line));
 }
 
 static int connect_daemon(const char *path)
@@ -242,6 +325,9 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "value", required_argument, NULL, OPT_VALUE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "user", required_argument, NULL, 'u' },
+		{ "password", required_argument, NULL, 'p' },
+		{ "outgoing", no_argument, NULL, 'O' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -249,6 +335,7 @@ int main(int argc, char **argv)
 	static struct ctl_request req;
 	static char reqbuf[CTL_REQ_MAX];
 	const char *sock = getenv("RINGSTOR_SOCKET");
+	bool password_stdin = false;
 	int c, fd, len, code;
 
 	ctl_request_init(&req);
@@ -258,7 +345,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EINVAL;
 	}
-	while ((c = getopt_long(argc, argv, "L:m:o:t:s:c:T:l:b:E:y:I:Q:P:FC:f::Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "L:m:o:t:s:c:T:l:b:E:y:I:Q:P:FC:f::u:p:OVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'L':
 			if (strcasecmp(optarg, "iscsi") != 0)
@@ -267,25 +354,43 @@ int main(int argc, char **argv)
 		case 'm':
 			req.mode = ctl_mode_parse(optarg);
 			if (req.mode == CTL_MODE_NONE)
-				die(EINVAL, "--mode: unknown mode '%s' (target, logicalunit, system, conn, session)",
+				die(EINVAL, "--mode: unknown mode '%s' (target, logicalunit, system, conn, session, account)",
 				    optarg);
 			break;
 		case 'o':
 			req.op = ctl_op_parse(optarg);
 			if (req.op == CTL_OP_NONE)
-				die(EINVAL, "--op: unknown operation '%s' (new, delete, show, bind, unbind, update)",
+				die(EINVAL, "--op: unknown operation '%s' (new, delete, show, bind, unbind, update, dump)",
 				    optarg);
 			break;
 		case 't':
-			req.tid = (int)parse_num("--tid", optarg, 1, 2147483647);
+			req.tid = (int)parse_num("--tid", optarg, 0, 2147483647);
 			req.has_tid = true;
+			tid_given = true;
 			break;
 		case 's':
 			req.sid = parse_num("--sid", optarg, 1, UINT64_MAX);
 			req.has_sid = true;
 			break;
 		case 'c':
-			parse_num("--cid", optarg, 0, 65535);   /* one connection per session */
+			req.cid = (uint16_t)parse_num("--cid", optarg, 0, 65535);
+			req.has_cid = true;
+			break;
+		case 'u':
+			copy_opt("--user", req.user, sizeof(req.user), optarg);
+			break;
+		case 'p':
+			if (!strcmp(optarg, "-"))
+				password_stdin = true;
+			else {
+				copy_opt("--password", req.password, sizeof(req.password), optarg);
+				/* shorten the window in which ps shows it (the
+				 * real cure is $RINGSTOR_PASSWORD or "-") */
+				memset(optarg, 'x', strlen(optarg));
+			}
+			break;
+		case 'O':
+			req.outgoing = true;
 			break;
 		case 'T':
 			copy_opt("--targetname", req.targetname, sizeof(req.targetname), optarg);
@@ -357,13 +462,32 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		die(EINVAL, "unexpected argument '%s'", argv[optind]);
+	/* --op dump needs no mode: it is always the whole configuration */
+	if (req.op == CTL_OP_DUMP)
+		req.mode = CTL_MODE_SYS;
+	/* --tid 0 is tgt's name for discovery sessions (account bind) */
+	if (req.has_tid && req.tid == 0) {
+		if (req.mode != CTL_MODE_ACCOUNT)
+			die(EINVAL, "--tid: 0 is out of range (1..2147483647; 0 only with --mode account)");
+		req.has_tid = false;
+	}
 	if (req.mode == CTL_MODE_NONE)
-		die(EINVAL, "--mode is required (target, logicalunit, system, conn, session)");
+		die(EINVAL, "--mode is required (target, logicalunit, system, conn, session, account)");
+	if (req.mode == CTL_MODE_ACCOUNT && req.op == CTL_OP_NEW && !req.password[0]) {
+		const char *env = getenv("RINGSTOR_PASSWORD");
+		if (password_stdin)
+			read_password(req.password, sizeof(req.password));
+		else if (env && *env)
+			copy_opt("RINGSTOR_PASSWORD", req.password, sizeof(req.password), env);
+	} else if (password_stdin && req.mode == CTL_MODE_ACCOUNT) {
+		die(EINVAL, "--password is only used by account new");
+	}
 	if (req.op == CTL_OP_NONE)
-		die(EINVAL, "--op is required (new, delete, show, bind, unbind, update)");
+		die(EINVAL, "--op is required (new, delete, show, bind, unbind, update, dump)");
 	validate(&req);
 
 	len = ctl_request_encode(&req, reqbuf, sizeof(reqbuf));
+	explicit_bzero(req.password, sizeof(req.password));
 	if (len < 0)
 		die(EINVAL, "request too large");
 	fd = connect_daemon(sock);
@@ -401,6 +525,7 @@ int main(int argc, char **argv)
 		got += (size_t)n;
 	}
 	close(fd);
+	explicit_bzero(reqbuf, sizeof(reqbuf));
 
 	char *nl = memchr(resp, '\n', got);
 	char msg[CTL_MSG_MAX];
@@ -416,5 +541,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringstoradm: %s\n", msg[0] ? msg : strerror(code));
 		return code > 255 ? 1 : code;
 	}
+	if (strncmp(msg, "warning:", 8) == 0)
+		fprintf(stderr, "ringstoradm: %s\n", msg);
 	return 0;
 }

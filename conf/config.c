@@ -7,6 +7,7 @@
  * a misspelt "readonly" silently ignored would export a disk read-write.
  */
 #include "config.h"
+#include "config_ext.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,6 +16,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 
 #include "../core/acl.h"
 #include "../core/log.h"
+#include "../target/registry_admin.h"
 
 /* RFC 7143 13.12-13.14: MaxRecvDataSegmentLength, MaxBurstLength and
  * FirstBurstLength are 512..2^24-1; 13.17: MaxOutstandingR2T 1..65535. */
@@ -99,11 +102,15 @@ int config_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* "ADDR[:PORT][,TPGT]".  The target portal group tag (RFC 7143 4.4.1 /
+ * 13.9) is 16 bits; 0 is not used so that "no tag" cannot be confused with
+ * a group, and the fabric reuses it as the SPC-4 relative target port id /
+ * target port group, which must be non-zero. */
 int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t errlen)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *port_s = NULL;
-	unsigned long port = 3260;
+	char host[INET6_ADDRSTRLEN + 2], addr[INET6_ADDRSTRLEN + 16];
+	const char *port_s = NULL, *comma;
+	unsigned long port = 3260, tpgt = 1;
 	size_t hlen;
 
 	memset(p, 0, sizeof(*p));
@@ -111,18 +118,48 @@ int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t
 		snprintf(err, errlen, "empty portal");
 		return -1;
 	}
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
+	comma = strchr(s, ',');
+	if (comma) {
+		char *end;
+		if (!isdigit((unsigned char)comma[1])) {
+			snprintf(err, errlen, "invalid portal '%s': expected ',TPGT' (1..65535)", s);
+			return -1;
+		}
+		errno = 0;
+		tpgt = strtoul(comma + 1, &end, 10);
+		if (*end || errno || tpgt == 0 || tpgt > 65535) {
+			snprintf(err, errlen, "invalid portal '%s': portal group tag must be 1..65535", s);
+			return -1;
+		}
+		if ((size_t)(comma - s) >= sizeof(addr)) {
+			snprintf(err, errlen, "invalid portal '%s'", s);
+			return -1;
+		}
+		memcpy(addr, s, (size_t)(comma - s));
+		addr[comma - s] = '\0';
+	} else {
+		if (strlen(s) >= sizeof(addr)) {
+			snprintf(err, errlen, "invalid portal '%s'", s);
+			return -1;
+		}
+		strcpy(addr, s);
+	}
+	if (!addr[0]) {
+		snprintf(err, errlen, "invalid portal '%s': missing address", s);
+		return -1;
+	}
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
 		if (!rb) {
 			snprintf(err, errlen, "invalid portal '%s': missing ']'", s);
 			return -1;
 		}
-		hlen = (size_t)(rb - s - 1);
+		hlen = (size_t)(rb - addr - 1);
 		if (hlen == 0 || hlen >= sizeof(host)) {
 			snprintf(err, errlen, "invalid portal '%s'", s);
 			return -1;
 		}
-		memcpy(host, s + 1, hlen);
+		memcpy(host, addr + 1, hlen);
 		host[hlen] = '\0';
 		if (rb[1] == ':')
 			port_s = rb + 2;
@@ -131,12 +168,12 @@ int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t
 			return -1;
 		}
 	} else {
-		const char *colon = strchr(s, ':');
+		const char *colon = strchr(addr, ':');
 		if (colon && strchr(colon + 1, ':')) {
 			/* bare IPv6 address, no port */
-			hlen = strlen(s);
+			hlen = strlen(addr);
 		} else {
-			hlen = colon ? (size_t)(colon - s) : strlen(s);
+			hlen = colon ? (size_t)(colon - addr) : strlen(addr);
 			if (colon)
 				port_s = colon + 1;
 		}
@@ -144,7 +181,7 @@ int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t
 			snprintf(err, errlen, "invalid portal '%s'", s);
 			return -1;
 		}
-		memcpy(host, s, hlen);
+		memcpy(host, addr, hlen);
 		host[hlen] = '\0';
 	}
 	if (port_s) {
@@ -162,24 +199,34 @@ int config_parse_portal(const char *s, struct iscsi_portal *p, char *err, size_t
 	}
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&p->addr;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&p->addr;
-	if (s[0] != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+	if (addr[0] != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)port);
 		p->addrlen = sizeof(*s4);
-		snprintf(p->text, sizeof(p->text), "%s:%lu,1", host, port);
+		snprintf(p->text, sizeof(p->text), "%s:%lu,%lu", host, port, tpgt);
 	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
 		char canon[INET6_ADDRSTRLEN];
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
 		p->addrlen = sizeof(*s6);
 		inet_ntop(AF_INET6, &s6->sin6_addr, canon, sizeof(canon));
-		snprintf(p->text, sizeof(p->text), "[%s]:%lu,1", canon, port);
+		snprintf(p->text, sizeof(p->text), "[%s]:%lu,%lu", canon, port, tpgt);
 	} else {
 		snprintf(err, errlen, "invalid portal '%s': not a numeric IPv4/IPv6 address", s);
 		return -1;
 	}
-	p->tpgt = 1;
+	p->tpgt = (uint16_t)tpgt;
 	return 0;
+}
+
+/* Same listening address?  (The texts differ at most in ",TPGT".) */
+static bool same_portal_addr(const struct iscsi_portal *a, const struct iscsi_portal *b)
+{
+	const char *ca = strrchr(a->text, ','), *cb = strrchr(b->text, ',');
+	size_t la = ca ? (size_t)(ca - a->text) : strlen(a->text);
+	size_t lb = cb ? (size_t)(cb - b->text) : strlen(b->text);
+
+	return la == lb && memcmp(a->text, b->text, la) == 0;
 }
 
 /* ---- typed getters: each returns 1 if present, 0 if absent, -1 on error ---- */
@@ -294,6 +341,254 @@ static int get_str_list(struct cctx *c, const config_setting_t *parent, const ch
 	return 1;
 }
 
+/* ---- settings beside struct rs_config (see config_ext.h) ---- */
+
+struct chap_side {
+	const struct rs_config *cfg;
+	struct rs_config_chap chap;
+	struct chap_side *next;
+};
+
+static pthread_mutex_t side_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chap_side *sides;
+
+static void chap_bind_free(struct rs_config_chap_bind *b)
+{
+	free(b->in);
+	memset(b, 0, sizeof(*b));
+}
+
+static void side_drop(const struct rs_config *cfg)
+{
+	struct chap_side *s = NULL, **pp;
+
+	pthread_mutex_lock(&side_lock);
+	for (pp = &sides; *pp; pp = &(*pp)->next) {
+		if ((*pp)->cfg == cfg) {
+			s = *pp;
+			*pp = s->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&side_lock);
+	if (!s)
+		return;
+	if (s->chap.accounts)
+		explicit_bzero(s->chap.accounts, sizeof(*s->chap.accounts) * (size_t)s->chap.naccounts);
+	free(s->chap.accounts);
+	chap_bind_free(&s->chap.discovery);
+	for (int i = 0; i < s->chap.ntargets; i++) {
+		chap_bind_free(&s->chap.targets[i]);
+		if (s->chap.lun_thin)
+			free(s->chap.lun_thin[i]);
+	}
+	free(s->chap.targets);
+	free(s->chap.lun_thin);
+	free(s);
+}
+
+/* The side record of cfg, created on demand (NULL only when out of memory). */
+static struct rs_config_chap *side_get(const struct rs_config *cfg)
+{
+	struct chap_side *s;
+
+	pthread_mutex_lock(&side_lock);
+	for (s = sides; s; s = s->next)
+		if (s->cfg == cfg)
+			break;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (s) {
+			s->cfg = cfg;
+			s->next = sides;
+			sides = s;
+		}
+	}
+	pthread_mutex_unlock(&side_lock);
+	return s ? &s->chap : NULL;
+}
+
+const struct rs_config_chap *config_chap(const struct rs_config *cfg)
+{
+	static const struct rs_config_chap empty;
+	const struct chap_side *s;
+
+	pthread_mutex_lock(&side_lock);
+	for (s = sides; s; s = s->next)
+		if (s->cfg == cfg)
+			break;
+	pthread_mutex_unlock(&side_lock);
+	return s ? &s->chap : &empty;
+}
+
+bool config_lun_thin(const struct rs_config *cfg, int ti, int li)
+{
+	const struct rs_config_chap *ch = config_chap(cfg);
+
+	if (!ch->lun_thin || ti < 0 || ti >= ch->ntargets || ti >= cfg->ntargets || li < 0 ||
+	    li >= cfg->targets[ti].nluns || !ch->lun_thin[ti])
+		return false;
+	return ch->lun_thin[ti][li];
+}
+
+static const struct rs_config_account *chap_find(const struct rs_config_chap *ch, const char *user)
+{
+	for (int i = 0; i < ch->naccounts; i++)
+		if (strcmp(ch->accounts[i].user, user) == 0)
+			return &ch->accounts[i];
+	return NULL;
+}
+
+/* accounts = ( { user = "..."; password = "..."; }, ... ); */
+static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	static const char *const keys[] = { "user", "password", NULL };
+	const config_setting_t *l = config_setting_get_member(root, "accounts");
+	struct rs_config_chap *ch;
+	char msg[256];
+	int n, ret;
+
+	if (!l)
+		return 0;
+	if (config_setting_type(l) != CONFIG_TYPE_LIST)
+		return cerr(c, l, "'accounts' must be a list ( { user = \"...\"; password = \"...\"; }, ... )");
+	ch = side_get(cfg);
+	if (!ch)
+		return cerr(c, l, "out of memory");
+	n = config_setting_length(l);
+	ch->accounts = calloc((size_t)(n ? n : 1), sizeof(*ch->accounts));
+	if (!ch->accounts)
+		return cerr(c, l, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *a = config_setting_get_elem(l, (unsigned)i);
+		struct rs_config_account *acc = &ch->accounts[ch->naccounts];
+		const struct rs_config_account *dup;
+
+		if (config_setting_type(a) != CONFIG_TYPE_GROUP)
+			return cerr(c, a, "each entry of 'accounts' must be a group { user = ...; password = ...; }");
+		if (check_keys(c, a, "an account", keys) < 0)
+			return -1;
+		acc->line = (int)config_setting_source_line(a);
+		ret = get_str(c, a, "user", acc->user, sizeof(acc->user));
+		if (ret < 0)
+			return -1;
+		if (!ret)
+			return cerr(c, a, "account without 'user = \"...\";'");
+		if (reg_chap_user_check(acc->user, msg, sizeof(msg)) < 0)
+			return cerr(c, config_setting_get_member(a, "user"), "%s", msg);
+		dup = chap_find(ch, acc->user);
+		if (dup)
+			return cerr(c, config_setting_get_member(a, "user"),
+				    "duplicate account '%s' (first at line %d)", acc->user, dup->line);
+		ret = get_str(c, a, "password", acc->password, sizeof(acc->password));
+		if (ret < 0)
+			return -1;
+		if (!ret)
+			return cerr(c, a, "account '%s' without 'password = \"...\";'", acc->user);
+		ret = reg_chap_secret_check(acc->password, msg, sizeof(msg));
+		if (ret < 0)
+			return cerr(c, config_setting_get_member(a, "password"), "account '%s': %s",
+				    acc->user, msg);
+		if (ret > 0) {
+			/* Accepted, but said (never the secret itself). */
+			const config_setting_t *pw = config_setting_get_member(a, "password");
+			const char *w = strncmp(msg, "warning: ", 9) == 0 ? msg + 9 : msg;
+			log_warn("%s:%d: account '%s': %s", config_setting_source_file(pw) ?
+				 config_setting_source_file(pw) : c->name,
+				 (int)config_setting_source_line(pw), acc->user, w);
+			ch->nweak++;
+		}
+		ch->naccounts++;
+	}
+	return 0;
+}
+
+/* incoming_users = [ ... ]; outgoing_user = "..."; inside grp, into b. */
+static int load_chap_bind(struct cctx *c, const config_setting_t *grp, struct rs_config *cfg,
+			  struct rs_config_chap_bind *b, const char *what)
+{
+	const struct rs_config_chap *ch = config_chap(cfg);
+	const config_setting_t *l, *o;
+	int ret, n;
+
+	ret = get_str_list(c, grp, "incoming_users", &l);
+	if (ret < 0)
+		return -1;
+	if (ret) {
+		n = config_setting_length(l);
+		b->in = calloc((size_t)(n ? n : 1), sizeof(*b->in));
+		if (!b->in)
+			return cerr(c, l, "out of memory");
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+			const char *u = config_setting_get_string(e);
+			if (!chap_find(ch, u))
+				return cerr(c, e, "%s: incoming user '%s' is not in 'accounts'", what, u);
+			for (int j = 0; j < b->nin; j++)
+				if (strcmp(b->in[j], u) == 0)
+					return cerr(c, e, "%s: duplicate incoming user '%s'", what, u);
+			snprintf(b->in[b->nin++], sizeof(b->in[0]), "%s", u);
+		}
+	}
+	o = config_setting_get_member(grp, "outgoing_user");
+	ret = get_str(c, grp, "outgoing_user", b->out, sizeof(b->out));
+	if (ret < 0)
+		return -1;
+	if (ret && !chap_find(ch, b->out))
+		return cerr(c, o, "%s: outgoing user '%s' is not in 'accounts'", what, b->out);
+	return 0;
+}
+
+/* discovery = { incoming_users = [ ... ]; outgoing_user = "..."; }; */
+static int load_discovery(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	static const char *const keys[] = { "incoming_users", "outgoing_user", NULL };
+	struct rs_config_chap *ch;
+	config_setting_t *g;
+	int ret;
+
+	ret = get_group(c, root, "discovery", &g);
+	if (ret <= 0)
+		return ret;
+	if (check_keys(c, g, "discovery", keys) < 0)
+		return -1;
+	ch = side_get(cfg);
+	if (!ch)
+		return cerr(c, g, "out of memory");
+	return load_chap_bind(c, g, cfg, &ch->discovery, "discovery");
+}
+
+/* RFC 7143 9.2.1: a secret that authenticates initiators must not also
+ * authenticate targets.  An account is one secret: one direction only. */
+static int check_directions(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	const struct rs_config_chap *ch = config_chap(cfg);
+	const config_setting_t *ts = config_setting_get_member(root, "targets");
+	int nb = ch->ntargets + 1;
+
+	for (int i = 0; i < nb; i++) {
+		const struct rs_config_chap_bind *bo = i < ch->ntargets ? &ch->targets[i] : &ch->discovery;
+		if (!bo->out[0])
+			continue;
+		for (int j = 0; j < nb; j++) {
+			const struct rs_config_chap_bind *bi =
+				j < ch->ntargets ? &ch->targets[j] : &ch->discovery;
+			for (int k = 0; k < bi->nin; k++) {
+				if (strcmp(bi->in[k], bo->out) != 0)
+					continue;
+				const config_setting_t *at = i < ch->ntargets && ts ?
+					config_setting_get_elem(ts, (unsigned)i) :
+					config_setting_get_member(root, "discovery");
+				const config_setting_t *o = at ? config_setting_get_member(at, "outgoing_user") : NULL;
+				return cerr(c, o ? o : at, "account '%s' is used both as an outgoing and an "
+					    "incoming user; RFC 7143 9.2.1 forbids one secret in both directions",
+					    bo->out);
+			}
+		}
+	}
+	return 0;
+}
+
 /* ---- sections ---- */
 
 static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
@@ -375,8 +670,9 @@ static int load_iscsi(struct cctx *c, const config_setting_t *root, struct rs_co
 					msg, sizeof(msg)) < 0)
 			return cerr(c, e, "%s", msg);
 		for (int j = 0; j < cfg->nportals; j++)
-			if (strcmp(cfg->portals[j].text, cfg->portals[cfg->nportals].text) == 0)
-				return cerr(c, e, "duplicate portal '%s'", config_setting_get_string(e));
+			if (same_portal_addr(&cfg->portals[j], &cfg->portals[cfg->nportals]))
+				return cerr(c, e, "duplicate portal '%s' (one address:port belongs to "
+					    "one portal group)", config_setting_get_string(e));
 		cfg->nportals++;
 	}
 	if (get_u32(c, g, "max_recv_data_segment_length", ISCSI_LEN_MIN, ISCSI_LEN_MAX,
@@ -425,11 +721,11 @@ static int load_iscsi(struct cctx *c, const config_setting_t *root, struct rs_co
 }
 
 static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config_target *t,
-		    struct rs_config_lun *l)
+		    struct rs_config_lun *l, bool *thin)
 {
 	static const char *const keys[] = {
 		"lun", "path", "type", "block_size", "direct", "readonly", "create", "size",
-		"serial", NULL
+		"serial", "thin_provisioning", NULL
 	};
 	char type[16] = "file", size_s[64];
 	const config_setting_t *s;
@@ -475,7 +771,8 @@ static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config
 			    "block_size must be 512 or 4096, not %u", l->bs.block_size);
 	if (get_bool(c, ls, "direct", &l->bs.direct) < 0 ||
 	    get_bool(c, ls, "readonly", &l->bs.readonly) < 0 ||
-	    get_bool(c, ls, "create", &l->bs.create) < 0)
+	    get_bool(c, ls, "create", &l->bs.create) < 0 ||
+	    get_bool(c, ls, "thin_provisioning", thin) < 0)
 		return -1;
 	s = config_setting_get_member(ls, "size");
 	if (s) {
@@ -518,7 +815,8 @@ static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_con
 {
 	struct rs_config_target *t = &cfg->targets[idx];
 	static const char *const keys[] = {
-		"tid", "name", "luns", "initiator_address", "initiator_name", NULL
+		"tid", "name", "luns", "initiator_address", "initiator_name", "incoming_users",
+		"outgoing_user", NULL
 	};
 	const config_setting_t *luns, *acl;
 	char msg[256];
@@ -557,12 +855,17 @@ static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_con
 	if (luns) {
 		if (config_setting_type(luns) != CONFIG_TYPE_LIST)
 			return cerr(c, luns, "'luns' must be a list ( { ... }, ... )");
+		struct rs_config_chap *ch = side_get(cfg);
 		n = config_setting_length(luns);
 		t->luns = calloc((size_t)(n ? n : 1), sizeof(*t->luns));
-		if (!t->luns)
+		if (!t->luns || !ch || !ch->lun_thin || idx >= ch->ntargets)
+			return cerr(c, luns, "out of memory");
+		ch->lun_thin[idx] = calloc((size_t)(n ? n : 1), sizeof(bool));
+		if (!ch->lun_thin[idx])
 			return cerr(c, luns, "out of memory");
 		for (int i = 0; i < n; i++) {
-			if (load_lun(c, config_setting_get_elem(luns, (unsigned)i), t, &t->luns[t->nluns]) < 0)
+			if (load_lun(c, config_setting_get_elem(luns, (unsigned)i), t, &t->luns[t->nluns],
+				     &ch->lun_thin[idx][t->nluns]) < 0)
 				return -1;
 			t->nluns++;
 		}
@@ -606,6 +909,18 @@ static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_con
 			snprintf(t->name_acls[t->nname_acls++], REG_NAME_MAX, "%s", name);
 		}
 	}
+	if (config_setting_get_member(ts, "incoming_users") ||
+	    config_setting_get_member(ts, "outgoing_user")) {
+		struct rs_config_chap *ch;
+		char what[48];
+
+		snprintf(what, sizeof(what), "target %d", t->tid);
+		ch = side_get(cfg);
+		if (!ch || !ch->targets || idx >= ch->ntargets)
+			return cerr(c, ts, "out of memory");
+		if (load_chap_bind(c, ts, cfg, &ch->targets[idx], what) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -622,6 +937,17 @@ static int load_targets(struct cctx *c, const config_setting_t *root, struct rs_
 	cfg->targets = calloc((size_t)(n ? n : 1), sizeof(*cfg->targets));
 	if (!cfg->targets)
 		return cerr(c, ts, "out of memory");
+	{
+		/* per-target bindings and LUN switches, parallel to cfg->targets */
+		struct rs_config_chap *ch = side_get(cfg);
+		if (!ch)
+			return cerr(c, ts, "out of memory");
+		ch->targets = calloc((size_t)(n ? n : 1), sizeof(*ch->targets));
+		ch->lun_thin = calloc((size_t)(n ? n : 1), sizeof(*ch->lun_thin));
+		if (!ch->targets || !ch->lun_thin)
+			return cerr(c, ts, "out of memory");
+		ch->ntargets = n;
+	}
 	for (int i = 0; i < n; i++) {
 		/* count it first so config_free() releases a half-loaded target */
 		cfg->ntargets++;
@@ -633,6 +959,7 @@ static int load_targets(struct cctx *c, const config_setting_t *root, struct rs_
 
 static void config_defaults(struct rs_config *cfg, const char *name)
 {
+	side_drop(cfg);     /* a stale record of whatever lived here before */
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->source, sizeof(cfg->source), "%s", name ? name : "(config)");
 	iscsi_caps_default(&cfg->iscsi.caps);
@@ -643,13 +970,18 @@ static void config_defaults(struct rs_config *cfg, const char *name)
 
 static int config_from(config_t *lc, struct rs_config *cfg, struct cctx *c)
 {
-	static const char *const keys[] = { "daemon", "iscsi", "targets", NULL };
+	static const char *const keys[] = {
+		"daemon", "iscsi", "accounts", "discovery", "targets", NULL
+	};
 	const config_setting_t *root = config_root_setting(lc);
 
 	if (check_keys(c, root, "the top level", keys) < 0 ||
 	    load_daemon(c, root, cfg) < 0 ||
 	    load_iscsi(c, root, cfg) < 0 ||
-	    load_targets(c, root, cfg) < 0) {
+	    load_accounts(c, root, cfg) < 0 ||
+	    load_discovery(c, root, cfg) < 0 ||
+	    load_targets(c, root, cfg) < 0 ||
+	    check_directions(c, root, cfg) < 0) {
 		config_free(cfg);
 		return -1;
 	}
@@ -724,13 +1056,41 @@ void config_free(struct rs_config *cfg)
 	free(cfg->targets);
 	cfg->targets = NULL;
 	cfg->ntargets = 0;
+	side_drop(cfg);
+}
+
+/* Bind b's accounts to tid (0 = discovery). */
+static int apply_bind(int tid, const struct rs_config_chap_bind *b, char *msg, size_t msglen)
+{
+	int ret = 0;
+
+	for (int i = 0; i < b->nin && ret == 0; i++)
+		ret = reg_account_bind(tid, b->in[i], false, msg, msglen);
+	if (ret == 0 && b->out[0])
+		ret = reg_account_bind(tid, b->out, true, msg, msglen);
+	return ret;
 }
 
 int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 {
+	const struct rs_config_chap *ch = config_chap(cfg);
 	char msg[512];
-	int done = 0, ret = 0;
+	int done = 0, naccts = 0, ret = 0;
 
+	/* Accounts first: targets bind them by name. */
+	for (; naccts < ch->naccounts; naccts++) {
+		const struct rs_config_account *a = &ch->accounts[naccts];
+		ret = reg_account_new(a->user, a->password, msg, sizeof(msg));
+		if (ret < 0) {
+			snprintf(err, errlen, "%s:%d: %s", cfg->source, a->line, msg);
+			goto rollback;
+		}
+	}
+	ret = apply_bind(0, &ch->discovery, msg, sizeof(msg));
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: discovery: %s", cfg->source, msg);
+		goto rollback;
+	}
 	for (; done < cfg->ntargets; done++) {
 		const struct rs_config_target *t = &cfg->targets[done];
 
@@ -747,7 +1107,8 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 				.bstype = l->bstype,
 				.bs = l->bs,
 				.lu = { .serial = l->serial[0] ? l->serial : NULL,
-					.readonly = l->bs.readonly },
+					.readonly = l->bs.readonly,
+					.thin_provisioning = config_lun_thin(cfg, done, i) },
 			};
 			ret = reg_lun_new(t->tid, &spec, msg, sizeof(msg));
 			if (ret < 0)
@@ -764,16 +1125,23 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 			if (ret < 0)
 				snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
 		}
+		if (ret == 0 && done < ch->ntargets) {
+			ret = apply_bind(t->tid, &ch->targets[done], msg, sizeof(msg));
+			if (ret < 0)
+				snprintf(err, errlen, "%s:%d: target %d: %s", cfg->source, t->line, t->tid, msg);
+		}
 		if (ret < 0) {
 			done++;  /* this target was created: roll it back too */
 			break;
 		}
 	}
-	if (ret < 0) {
-		/* Leave the registry as we found it. */
-		for (int i = 0; i < done; i++)
-			reg_target_delete(cfg->targets[i].tid, true, NULL, 0);
-		return -1;
-	}
-	return 0;
+	if (ret == 0)
+		return 0;
+rollback:
+	/* Leave the registry as we found it (deleting an account unbinds it). */
+	for (int i = 0; i < done; i++)
+		reg_target_delete(cfg->targets[i].tid, true, NULL, 0);
+	for (int i = 0; i < naccts; i++)
+		reg_account_delete(ch->accounts[i].user, NULL, 0);
+	return -1;
 }

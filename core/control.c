@@ -78,7 +78,7 @@ static bool parse_bool_word(const char *v, bool *out)
 }
 
 struct lu_params {
-	bool readonly, direct, create, refresh;
+	bool readonly, direct, create, refresh, thin;
 	bool non_refresh;       /* any key other than refresh was given */
 	uint64_t size;
 	char serial[33];
@@ -101,7 +101,7 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 		if (strcmp(tok, "refresh") != 0)
 			p->non_refresh = true;
 		if (!strcmp(tok, "readonly") || !strcmp(tok, "direct") || !strcmp(tok, "create") ||
-		    !strcmp(tok, "refresh")) {
+		    !strcmp(tok, "refresh") || !strcmp(tok, "thin_provisioning")) {
 			if (!parse_bool_word(val, &b)) {
 				snprintf(msg, msglen, "--params %s: expected 0/1, got '%.40s'", tok, val);
 				return EINVAL;
@@ -112,6 +112,8 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 				p->direct = b;
 			else if (!strcmp(tok, "create"))
 				p->create = b;
+			else if (!strcmp(tok, "thin_provisioning"))
+				p->thin = b;
 			else
 				p->refresh = b;
 		} else if (!strcmp(tok, "size")) {
@@ -133,7 +135,7 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 			snprintf(p->serial, sizeof(p->serial), "%s", val);
 		} else {
 			snprintf(msg, msglen, "unknown --params key '%.40s' (readonly, direct, create, size, "
-				 "serial, refresh)", tok);
+				 "serial, thin_provisioning, refresh)", tok);
 			return EINVAL;
 		}
 	}
@@ -233,7 +235,8 @@ static int exec_lu(const struct ctl_request *r, char *msg, size_t msglen)
 			.bs = { .block_size = r->has_blocksize ? r->blocksize : 512,
 				.direct = lp.direct, .readonly = lp.readonly,
 				.create = lp.create, .size = lp.size },
-			.lu = { .serial = lp.serial[0] ? lp.serial : NULL, .readonly = lp.readonly },
+			.lu = { .serial = lp.serial[0] ? lp.serial : NULL, .readonly = lp.readonly,
+				.thin_provisioning = lp.thin },
 		};
 		return -reg_lun_new(r->tid, &spec, msg, msglen);
 	}

@@ -37,6 +37,7 @@ struct iscsi_listener {
 	int fd;
 	bool armed;
 	bool failed;                /* accept error: re-armed by the ticker */
+	uint16_t tpgt;              /* portal group tag of the portal listened on */
 	struct iscsi_reactor *ir;
 	struct iscsi_listener *next;
 };
@@ -93,7 +94,67 @@ static struct iscsi_reactor *ir_get(struct reactor *r, bool create)
 
 /* ================================================================ accept */
 
-static void conn_new(struct iscsi_reactor *ir, int fd);
+static void conn_new(struct iscsi_reactor *ir, int fd, uint16_t tpgt);
+
+static bool sa_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+	return false;
+}
+
+static unsigned sa_port(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)a)->sin_port);
+	if (a->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+	return 0;
+}
+
+static bool sa_wildcard(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (a->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+	return false;
+}
+
+/* The portal group tag of the portal a listening socket serves: its bound
+ * address is the portal's (a wildcard portal matches by port).  Every
+ * connection accepted there belongs to that portal group (RFC 7143 4.4.1),
+ * which is also the SCSI target port it reaches (see struct scsi_nexus). */
+static uint16_t listen_tpgt(int fd)
+{
+	struct sockaddr_storage local;
+	socklen_t sl = sizeof(local);
+	const struct iscsi_portal *wild = NULL;
+
+	memset(&local, 0, sizeof(local));
+	if (getsockname(fd, (struct sockaddr *)&local, &sl) == 0) {
+		for (int i = 0; i < iscsi_g.nportals; i++) {
+			const struct iscsi_portal *p = &iscsi_g.portals[i];
+
+			if (sa_port(&p->addr) != sa_port(&local))
+				continue;
+			if (sa_same_addr(&p->addr, &local))
+				return p->tpgt ? p->tpgt : 1;
+			if (sa_wildcard(&p->addr) && !wild)
+				wild = p;
+		}
+	}
+	if (wild)
+		return wild->tpgt ? wild->tpgt : 1;
+	/* Unknown listener (tests): the first portal's group. */
+	return iscsi_g.nportals && iscsi_g.portals[0].tpgt ? iscsi_g.portals[0].tpgt : 1;
+}
 
 static void arm_accept(struct iscsi_listener *l)
 {
@@ -118,7 +179,7 @@ static void on_accept(struct rs_op *op, int res, uint32_t flags)
 		if (ir->shutting_down)
 			close(res);
 		else
-			conn_new(ir, res);
+			conn_new(ir, res, l->tpgt);
 	} else if (res != -ECANCELED && !ir->shutting_down) {
 		log_warn("iscsi: accept: %s", strerror(-res));
 		/* EMFILE and friends: retry from the ticker, not in a loop. */
@@ -141,6 +202,7 @@ int iscsi_reactor_listen(struct reactor *r, int listen_fd)
 		return -ENOMEM;
 	l->op.fn = on_accept;
 	l->fd = listen_fd;
+	l->tpgt = listen_tpgt(listen_fd);
 	l->ir = ir;
 	l->next = ir->listeners;
 	ir->listeners = l;
@@ -179,7 +241,7 @@ int iscsi_reactor_idle(struct reactor *r)
 	return atomic_load(&ir->nconns) == 0 && atomic_load(&ir->naccept) == 0;
 }
 
-static void conn_new(struct iscsi_reactor *ir, int fd)
+static void conn_new(struct iscsi_reactor *ir, int fd, uint16_t tpgt)
 {
 	struct iscsi_conn *c = calloc(1, sizeof(*c));
 	socklen_t sl;
@@ -220,9 +282,7 @@ static void conn_new(struct iscsi_reactor *ir, int fd)
 	} else {
 		snprintf(c->peer_str, sizeof(c->peer_str), "?");
 	}
-	c->tpgt = iscsi_g.nportals ? iscsi_g.portals[0].tpgt : 1;
-	if (c->tpgt == 0)
-		c->tpgt = 1;
+	c->tpgt = tpgt;
 	iscsi_neg_init(&c->neg, &iscsi_g.s.caps, c->tpgt);
 	c->max_recv_dsl = ISCSI_LOGIN_DSL;
 	c->sess.depth = iscsi_g.s.queue_depth;
@@ -850,6 +910,52 @@ static void logout_handle(struct iscsi_conn *c)
 	c->rx_stopped = true;   /* nothing may follow a logout on this connection */
 }
 
+/* ================================================================ logout request */
+
+/* Seconds we give an initiator to log out after asking (Parameter3), and the
+ * slack before we drop it anyway. */
+#define LOGOUT_REQ_MIN_S   2u
+#define LOGOUT_REQ_MAX_S  10u
+#define LOGOUT_REQ_SLACK_S 2u
+
+void conn_request_logout(struct iscsi_conn *c)
+{
+	struct iscsi_tx *tx;
+	uint32_t wait;
+
+	if (c->state == CONN_CLOSING || c->logout_deadline_ms)
+		return;
+	if (c->state != CONN_FFP || c->logout_pending) {
+		/* Nothing to ask (still logging in) or already logging out:
+		 * the latter completes by itself. */
+		if (!c->logout_pending)
+			conn_close(c, "closed by the administrator");
+		conn_check(c);
+		return;
+	}
+	/* RFC 7143 11.9.1: Parameter3 is the time limit for the logout.  The
+	 * session's DefaultTime2Wait, kept within reason, is what initiators
+	 * already expect to wait around a logout. */
+	wait = c->sess.p.default_time2wait;
+	if (wait < LOGOUT_REQ_MIN_S)
+		wait = LOGOUT_REQ_MIN_S;
+	if (wait > LOGOUT_REQ_MAX_S)
+		wait = LOGOUT_REQ_MAX_S;
+	tx = conn_tx_get(c);
+	if (!tx) {
+		conn_close(c, "closed by the administrator");
+		conn_check(c);
+		return;
+	}
+	iscsi_build_async((struct iscsi_bhs *)tx->hdr, ISCSI_ASYNC_LOGOUT_REQUEST, 0, 0,
+			  (uint16_t)wait, 0);
+	c->logout_deadline_ms = rs_now_ms() + (uint64_t)(wait + LOGOUT_REQ_SLACK_S) * 1000;
+	log_info("iscsi: %s: asking %s to log out within %u s", c->peer_str, c->sess.initiator,
+		 wait);
+	/* Like LIO, count the Async Message as status (it carries StatSN). */
+	conn_tx_queue(c, tx, true);
+}
+
 /* ================================================================ lifecycle */
 
 void conn_set_ffp(struct iscsi_conn *c)
@@ -964,6 +1070,11 @@ static void ticker_fn(struct rs_ticker *t, uint64_t now)
 		next = c->next;
 		if (c->state == CONN_CLOSING)
 			continue;
+		if (c->logout_deadline_ms && now > c->logout_deadline_ms) {
+			conn_close(c, "no logout after the target's request");
+			conn_check(c);
+			continue;
+		}
 		if (c->state == CONN_LOGIN) {
 			if (now - c->created_ms > ISCSI_LOGIN_TIMEOUT_MS) {
 				conn_close(c, "login timeout");

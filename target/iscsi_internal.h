@@ -322,6 +322,7 @@ struct iscsi_conn {
 	struct iscsi_tmf *tmfs;     /* TMFs waiting for aborted I/O */
 	bool logout_pending;
 	uint32_t logout_itt;
+	uint64_t logout_deadline_ms; /* we asked for a logout (Async event 1): drop after */
 
 	/* ---- timers ---- */
 	uint64_t created_ms;
@@ -363,6 +364,11 @@ void conn_close(struct iscsi_conn *c, const char *why);
 void conn_check(struct iscsi_conn *c);
 uint32_t conn_new_ttt(struct iscsi_conn *c);
 void conn_set_ffp(struct iscsi_conn *c);
+/* The administrator drops the session (target deleted with --force, or
+ * --mode conn --op delete): ask the initiator to log out (RFC 7143 11.9.1,
+ * AsyncEvent 1) and close the connection if it has not done so in time.
+ * Connections not in full feature phase are closed at once. */
+void conn_request_logout(struct iscsi_conn *c);
 
 /* ---- iscsi_login.c ---- */
 void login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen);

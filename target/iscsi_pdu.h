@@ -36,6 +36,13 @@
 #define ISCSI_OP_ASYNC_MSG     0x32
 #define ISCSI_OP_REJECT        0x3f
 
+/* AsyncEvent codes (RFC 7143 11.9.1) */
+#define ISCSI_ASYNC_SCSI_EVENT       0
+#define ISCSI_ASYNC_LOGOUT_REQUEST   1
+#define ISCSI_ASYNC_DROP_CONNECTION  2
+#define ISCSI_ASYNC_DROP_SESSION     3
+#define ISCSI_ASYNC_RENEGOTIATE      4
+
 #define ISCSI_OPCODE_MASK      0x3f
 #define ISCSI_FLAG_IMMEDIATE   0x40  /* byte 0 bit 6 (I) */
 #define ISCSI_FLAG_FINAL       0x80  /* byte 1 bit 7 (F) */

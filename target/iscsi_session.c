@@ -75,7 +75,26 @@ static void post_kill(struct reactor *r, uint64_t conn_id)
 		log_warn("iscsi: cannot post session kill");
 }
 
-/* reg_session_info.kill: called from the control thread. */
+static void logout_req_on_reactor(void *arg)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	struct iscsi_conn *c = NULL;
+
+	pthread_mutex_lock(&g_lock);
+	for (struct sess_entry *e = g_sessions; e; e = e->next)
+		if (e->conn_id == id)
+			c = e->conn;
+	pthread_mutex_unlock(&g_lock);
+	/* Alive for the same reason as in kill_on_reactor(). */
+	if (c)
+		conn_request_logout(c);
+}
+
+/* reg_session_info.kill: called from the control thread when the
+ * administrator drops the session (or deletes its target with --force).
+ * Unlike reinstatement, the initiator is asked to log out first (RFC 7143
+ * 11.9.1) so that it finishes its I/O cleanly; conn_request_logout() drops
+ * it if it does not comply in time. */
 static void sess_kill_cb(void *ctx)
 {
 	uint64_t id = (uint64_t)(uintptr_t)ctx;
@@ -86,8 +105,8 @@ static void sess_kill_cb(void *ctx)
 		if (e->conn_id == id)
 			r = e->r;
 	pthread_mutex_unlock(&g_lock);
-	if (r)
-		post_kill(r, id);
+	if (r && reactor_post(r, logout_req_on_reactor, (void *)(uintptr_t)id) < 0)
+		log_warn("iscsi: cannot post a logout request");
 }
 
 void sess_kill_others_of_target(struct iscsi_target *t, uint64_t except_conn)
@@ -179,6 +198,10 @@ int sess_start(struct iscsi_conn *c)
 		 "%s,i,0x%02x%02x%02x%02x%02x%02x", s->initiator, s->isid[0], s->isid[1],
 		 s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
 	s->nexus.target_port_id = c->tpgt;
+	/* SPC-4 7.8.6.2 / RFC 7143 4.2.7: the SCSI target port name. */
+	if (s->target)
+		snprintf(s->nexus.target_port, sizeof(s->nexus.target_port), "%s,t,0x%04x",
+			 reg_target_name(s->target), (unsigned)c->tpgt);
 
 	e = calloc(1, sizeof(*e));
 	if (!e)
@@ -492,7 +515,10 @@ void tmf_handle(struct iscsi_conn *c, const struct iscsi_bhs *h)
 		if (fn == ISCSI_TMF_CLEAR_TASK_SET)
 			reg_target_ua(s->target, lun, s->nexus.id, 0x2f, 0x00); /* COMMANDS CLEARED BY ANOTHER INITIATOR */
 		else if (fn == ISCSI_TMF_LUN_RESET)
-			reg_target_ua(s->target, lun, s->nexus.id, 0x29, 0x03); /* BUS DEVICE RESET FUNCTION OCCURRED */
+			/* SAM-5 6.3.3: a logical unit reset establishes the UA
+			 * for every I_T nexus, the requester's included (what
+			 * libiscsi's MultipathIO.Reset checks on each path). */
+			reg_target_ua(s->target, lun, 0, 0x29, 0x03); /* BUS DEVICE RESET FUNCTION OCCURRED */
 		break;
 	case ISCSI_TMF_TARGET_WARM_RESET:
 	case ISCSI_TMF_TARGET_COLD_RESET:
@@ -508,7 +534,8 @@ void tmf_handle(struct iscsi_conn *c, const struct iscsi_bhs *h)
 					scsi_lu_put(x);
 				}
 			}
-			reg_target_ua(s->target, UINT64_MAX, s->nexus.id, 0x29, 0x00);
+			/* SAM-5 6.3.2 hard reset: every I_T nexus. */
+			reg_target_ua(s->target, UINT64_MAX, 0, 0x29, 0x00);
 		}
 		m->cold_reset = fn == ISCSI_TMF_TARGET_COLD_RESET;
 		break;

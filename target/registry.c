@@ -54,6 +54,7 @@ struct reg_lun {
 	char bstype[16];
 	char *path;
 	bool direct;
+	bool thin;              /* thin_provisioning was asked for */
 };
 
 struct reg_session {
@@ -537,6 +538,7 @@ int reg_lun_new(int tid, const struct reg_lun_spec *spec, char *err, size_t errl
 	snprintf(rl->bstype, sizeof(rl->bstype), "%s", type);
 	rl->path = strdup(spec->path && *spec->path ? spec->path : "None");
 	rl->direct = bp.direct;
+	rl->thin = spec->lu.thin_provisioning;
 	t->nluns++;
 	pthread_rwlock_unlock(&t->lun_lock);
 	/* SPC-4 5.x / SAM-5 5.14: the inventory changed; tell every nexus
@@ -1523,8 +1525,9 @@ static void show_lun_text(FILE *out, const struct reg_lun *rl)
 	fprintf(out, "            Prevent removal: %s\n", lu->removal_prevented ? "Yes" : "No");
 	fprintf(out, "            Readonly: %s\n", readonly ? "Yes" : "No");
 	fprintf(out, "            SWP: No\n");
+	/* thin when asked for and the store can deallocate (SBC-3 4.7) */
 	fprintf(out, "            Thin-provisioning: %s\n",
-		lu->bs && lu->bs->can_discard ? "Yes" : "No");
+		rl->thin && lu->bs && lu->bs->can_discard ? "Yes" : "No");
 	fprintf(out, "            Backing store type: %s\n", rl->bstype);
 	fprintf(out, "            Backing store path: %s\n", rl->path ? rl->path : "None");
 	fprintf(out, "            Backing store flags:%s\n", rl->direct ? " direct" : "");
@@ -1544,7 +1547,7 @@ static void show_lun_json(FILE *out, const struct reg_lun *rl)
 		", \"online\": true, \"removable\": false, \"readonly\": %s, \"thin_provisioning\": %s"
 		", \"backing_store_type\": ",
 		blocks * lu->block_size, lu->block_size, blocks, readonly ? "true" : "false",
-		lu->bs && lu->bs->can_discard ? "true" : "false");
+		rl->thin && lu->bs && lu->bs->can_discard ? "true" : "false");
 	json_str(out, rl->bstype);
 	fputs(", \"backing_store_path\": ", out);
 	json_str(out, rl->path);
@@ -1925,6 +1928,8 @@ static void dump_lun(FILE *out, const struct reg_lun *rl, bool last)
 		fputs(" direct = true;", out);
 	if (lu->readonly)
 		fputs(" readonly = true;", out);
+	if (rl->thin)
+		fputs(" thin_provisioning = true;", out);
 	/* The serial (derived or given) pins the LU's identity (VPD 80/83)
 	 * across the reload. */
 	if (lu->serial[0]) {

@@ -9,6 +9,7 @@
 #include "scsi.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,15 @@
 #include "../core/log.h"
 #include "scsi_internal.h"
 #include "scsi_pr.h"
+#include "scsi_xcopy.h"
 
 int (*scsi_report_luns_hook)(const struct scsi_cmd *cmd, uint64_t *luns, int max);
 void (*scsi_lu_event_hook)(const struct scsi_cmd *cmd, uint8_t asc, uint8_t ascq);
+int (*scsi_tpg_list_hook)(const struct scsi_cmd *cmd, uint16_t *tpg_ids, int max);
+
+/* Every live LU, for scsi_lu_lookup_naa() (EXTENDED COPY). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct scsi_lu *live_list;
 
 /* At most this many UAs are kept per LU; SAM-5 5.14 lets a device server
  * drop the excess once it has run out of room (we keep the oldest). */
@@ -72,8 +79,12 @@ const struct scsi_opdesc scsi_opdescs[] = {
 	  { OP_WRITE_VERIFY_10, 0xf2, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, CTL }, sbc_read_write },
 	{ OP_VERIFY_10, false, 0, 0, 10,
 	  { OP_VERIFY_10, 0xf6, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, CTL }, sbc_verify },
+	{ OP_PRE_FETCH_10, false, 0, 0, 10,
+	  { OP_PRE_FETCH_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL }, sbc_prefetch },
 	{ OP_SYNC_CACHE_10, false, 0, 0, 10,
 	  { OP_SYNC_CACHE_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, CTL }, sbc_sync_cache },
+	{ OP_READ_DEFECT_DATA_10, false, 0, 0, 10,
+	  { OP_READ_DEFECT_DATA_10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, CTL }, sbc_read_defect_data },
 	{ OP_WRITE_SAME_10, false, 0, 0, 10,
 	  { OP_WRITE_SAME_10, 0xfe, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, CTL }, sbc_write_same },
 	{ OP_UNMAP, false, 0, 0, 10,
@@ -109,29 +120,61 @@ const struct scsi_opdesc scsi_opdescs[] = {
 	  { OP_PR_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL }, exec_pr_out },
 	{ OP_PR_OUT, true, 7, 0, 10,
 	  { OP_PR_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL }, exec_pr_out },
+	/* EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (SPC-4 6.4 / 6.22,
+	 * LID1 forms): target/scsi_xcopy.c, asynchronous. */
+	{ OP_EXTENDED_COPY, true, XCOPY_SA_LID1, 0, 16,
+	  { OP_EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0xff, 0xff, 0, CTL }, scsi_xcopy },
+	{ OP_RECEIVE_COPY_RESULTS, true, RCR_SA_COPY_STATUS, 0, 16,
+	  { OP_RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0xff, 0xff, 0, CTL }, scsi_receive_copy_results },
+	{ OP_RECEIVE_COPY_RESULTS, true, RCR_SA_OPERATING_PARAMS, 0, 16,
+	  { OP_RECEIVE_COPY_RESULTS, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0xff, 0xff, 0, CTL }, scsi_receive_copy_results },
+	{ OP_RECEIVE_COPY_RESULTS, true, RCR_SA_FAILED_SEGMENT, 0, 16,
+	  { OP_RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0xff, 0xff, 0, CTL }, scsi_receive_copy_results },
 	{ OP_READ_16, false, 0, 0, 16,
 	  { OP_READ_16, RWB1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_read_write },
+	{ OP_COMPARE_AND_WRITE, false, 0, 0, 16,
+	  { OP_COMPARE_AND_WRITE, RWB1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0, 0, 0, 0xff, 0x3f, CTL }, sbc_compare_and_write },
 	{ OP_WRITE_16, false, 0, 0, 16,
 	  { OP_WRITE_16, RWB1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_read_write },
+	{ OP_ORWRITE_16, false, 0, 0, 16,
+	  { OP_ORWRITE_16, RWB1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0xff, 0xff, 0xff, 0x3f, CTL }, sbc_orwrite },
 	{ OP_WRITE_VERIFY_16, false, 0, 0, 16,
 	  { OP_WRITE_VERIFY_16, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_read_write },
 	{ OP_VERIFY_16, false, 0, 0, 16,
 	  { OP_VERIFY_16, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_verify },
+	{ OP_PRE_FETCH_16, false, 0, 0, 16,
+	  { OP_PRE_FETCH_16, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0xff, 0xff, 0xff, 0x3f, CTL }, sbc_prefetch },
 	{ OP_SYNC_CACHE_16, false, 0, 0, 16,
 	  { OP_SYNC_CACHE_16, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_sync_cache },
 	{ OP_WRITE_SAME_16, false, 0, 0, 16,
 	  { OP_WRITE_SAME_16, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_write_same },
+	{ OP_WRITE_ATOMIC_16, false, 0, 0, 16,
+	  { OP_WRITE_ATOMIC_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0, 0, 0xff, 0xff, 0x3f, CTL }, sbc_write_atomic },
 	{ OP_SERVICE_ACTION_IN16, true, SAI_READ_CAPACITY_16, 0, 16,
 	  { OP_SERVICE_ACTION_IN16, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0,
 	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_read_capacity16 },
+	{ OP_SERVICE_ACTION_IN16, true, SAI_GET_LBA_STATUS, 0, 16,
+	  { OP_SERVICE_ACTION_IN16, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0xff, 0xff, 0xff, 0, CTL }, sbc_get_lba_status },
 	{ OP_REPORT_LUNS, false, 0, OPF_NO_LU | OPF_NO_UA, 12,
 	  { OP_REPORT_LUNS, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL }, spc_report_luns },
+	{ OP_MAINTENANCE_IN, true, MI_REPORT_TARGET_PORT_GROUPS, 0, 12,
+	  { OP_MAINTENANCE_IN, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL },
+	  spc_report_target_port_groups },
 	{ OP_MAINTENANCE_IN, true, MI_REPORT_SUPPORTED_OPCODES, 0, 12,
 	  { OP_MAINTENANCE_IN, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL },
 	  spc_report_supported_opcodes },
@@ -147,6 +190,9 @@ const struct scsi_opdesc scsi_opdescs[] = {
 	{ OP_VERIFY_12, false, 0, 0, 12,
 	  { OP_VERIFY_12, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL },
 	  sbc_verify },
+	{ OP_READ_DEFECT_DATA_12, false, 0, 0, 12,
+	  { OP_READ_DEFECT_DATA_12, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL },
+	  sbc_read_defect_data },
 };
 const size_t scsi_nr_opdescs = sizeof(scsi_opdescs) / sizeof(scsi_opdescs[0]);
 
@@ -236,6 +282,7 @@ void scsi_set_errno_sense(struct scsi_cmd *cmd, int err, bool is_write)
 
 void scsi_cmd_complete(struct scsi_cmd *cmd)
 {
+	scsi_rl_release(cmd);
 	cmd->done(cmd);
 }
 
@@ -324,6 +371,9 @@ void scsi_cmd_execute(struct scsi_cmd *cmd)
 	cmd->lba = 0;
 	cmd->nr_blocks = 0;
 	cmd->fua = false;
+	cmd->rl.held = false;
+	cmd->rl.queued = false;
+	cmd->rl.lock = NULL;
 
 	d = find_opdesc(cmd->cdb, &bad_sa);
 
@@ -379,6 +429,170 @@ void scsi_cmd_release(struct scsi_cmd *cmd)
 		cmd->scratch = NULL;
 	}
 	cmd->data_in_len = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Range lock: COMPARE AND WRITE / ORWRITE / WRITE ATOMIC atomicity          */
+/* ------------------------------------------------------------------------ */
+
+/* SBC-3 5.2 (COMPARE AND WRITE), 5.12 (ORWRITE) and SBC-4 4.29 (atomic
+ * writes) require the read-compare-write / read-modify-write / write to be
+ * indivisible with respect to every other command on the LU, and commands
+ * for one LU arrive on several reactor threads.  Each medium-access command
+ * claims its LBA range here before touching the store: plain reads and
+ * writes share, the atomic commands are exclusive over their range.  A
+ * claim that conflicts waits, in arrival order, and is resumed on its own
+ * reactor through reactor_post() when the conflicting claims are gone. */
+
+void scsi_rl_init(struct scsi_range_lock *rl)
+{
+	pthread_mutex_init(&rl->mu, NULL);
+	rl->active = NULL;
+	rl->wait_head = rl->wait_tail = NULL;
+}
+
+void scsi_rl_destroy(struct scsi_range_lock *rl)
+{
+	pthread_mutex_destroy(&rl->mu);
+}
+
+static bool rl_conflict(const struct scsi_rl_node *a, const struct scsi_rl_node *b)
+{
+	if (a->lba >= b->end || b->lba >= a->end)
+		return false;
+	return a->mode == SCSI_RL_EXCL || b->mode == SCSI_RL_EXCL;
+}
+
+/* Does n conflict with a granted claim, or with a waiting claim that came
+ * before it (stop at n itself when it is in the wait list)? */
+static bool rl_blocked(const struct scsi_range_lock *rl, const struct scsi_rl_node *n)
+{
+	const struct scsi_rl_node *o;
+
+	for (o = rl->active; o; o = o->next)
+		if (rl_conflict(o, n))
+			return true;
+	for (o = rl->wait_head; o && o != n; o = o->next)
+		if (rl_conflict(o, n))
+			return true;
+	return false;
+}
+
+static void rl_link_active(struct scsi_range_lock *rl, struct scsi_rl_node *n)
+{
+	n->prev = NULL;
+	n->next = rl->active;
+	if (rl->active)
+		rl->active->prev = n;
+	rl->active = n;
+	n->held = true;
+	n->queued = false;
+}
+
+static void rl_resume_task(void *arg)
+{
+	struct scsi_cmd *cmd = arg;
+
+	cmd->rl.resume(cmd);
+}
+
+static void rl_post_resume(struct scsi_cmd *cmd)
+{
+	struct reactor *r = cmd->r;
+	int tries = 0;
+
+	/* reactor_post() only fails on ENOMEM; the command must not be lost,
+	 * so on our own thread run it here, elsewhere retry. */
+	while (!r || reactor_post(r, rl_resume_task, cmd) < 0) {
+		if (!r || reactor_current() == r || ++tries > 1000) {
+			cmd->rl.resume(cmd);
+			return;
+		}
+		sched_yield();
+	}
+}
+
+bool scsi_rl_acquire(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t lba, uint64_t n,
+		     int mode, void (*resume)(struct scsi_cmd *cmd))
+{
+	struct scsi_range_lock *rl = &lu->rl;
+	struct scsi_rl_node *node = &cmd->rl;
+	bool granted;
+
+	if (node->held || node->queued)
+		scsi_rl_release(cmd);
+	if (n == 0)
+		return true;
+	node->lock = rl;
+	node->lba = lba;
+	node->end = lba + n < lba ? UINT64_MAX : lba + n;
+	node->mode = (uint8_t)mode;
+	node->resume = resume;
+	node->held = node->queued = false;
+
+	pthread_mutex_lock(&rl->mu);
+	granted = !rl_blocked(rl, node);
+	if (granted) {
+		rl_link_active(rl, node);
+	} else {
+		node->queued = true;
+		node->next = NULL;
+		node->prev = rl->wait_tail;
+		if (rl->wait_tail)
+			rl->wait_tail->next = node;
+		else
+			rl->wait_head = node;
+		rl->wait_tail = node;
+	}
+	pthread_mutex_unlock(&rl->mu);
+	return granted;
+}
+
+void scsi_rl_release(struct scsi_cmd *cmd)
+{
+	struct scsi_rl_node *node = &cmd->rl, *w, *next, *grant = NULL;
+	struct scsi_range_lock *rl = node->lock;
+
+	if (!rl || !node->held)
+		return;
+	pthread_mutex_lock(&rl->mu);
+	if (node->prev)
+		node->prev->next = node->next;
+	else
+		rl->active = node->next;
+	if (node->next)
+		node->next->prev = node->prev;
+	node->held = false;
+	node->prev = node->next = NULL;
+
+	/* Grant, in order, every waiter that no longer conflicts. */
+	for (w = rl->wait_head; w; w = next) {
+		next = w->next;
+		if (rl_blocked(rl, w))
+			continue;
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			rl->wait_head = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		else
+			rl->wait_tail = w->prev;
+		rl_link_active(rl, w);
+		/* Resume outside the lock, through a separate link: the
+		 * active-list links belong to the lock. */
+		w->grant_next = grant;
+		grant = w;
+	}
+	pthread_mutex_unlock(&rl->mu);
+	node->lock = NULL;
+	while (grant) {
+		/* Read the link first: once posted the command may run, finish
+		 * and claim again on its own thread. */
+		w = grant;
+		grant = w->grant_next;
+		rl_post_resume(container_of(w, struct scsi_cmd, rl));
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -467,9 +681,39 @@ struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scs
 		snprintf(lu->serial, sizeof(lu->serial), "%016llx", (unsigned long long)h1);
 
 	atomic_init(&lu->write_cache, true);
+	atomic_init(&lu->swp, false);
 	lu->readonly = p->readonly || bs->readonly;
+	lu->thin = p->thin_provisioning;
+	if (getenv("RS_TMP_FORCE_THIN")) lu->thin = true; /* XXX TEMP remove */
 	atomic_init(&lu->refcnt, 1);
 	pthread_mutex_init(&lu->lock, NULL);
+	scsi_rl_init(&lu->rl);
+
+	pthread_mutex_lock(&live_lock);
+	lu->live_next = live_list;
+	live_list = lu;
+	pthread_mutex_unlock(&live_lock);
+	return lu;
+}
+
+struct scsi_lu *scsi_lu_lookup_naa(const uint8_t naa[16])
+{
+	struct scsi_lu *lu;
+	int ref;
+
+	pthread_mutex_lock(&live_lock);
+	for (lu = live_list; lu; lu = lu->live_next) {
+		if (memcmp(lu->naa, naa, 16) != 0)
+			continue;
+		/* Take a reference unless the LU is already on its way out
+		 * (refcnt reached 0 and scsi_lu_put() waits for live_lock). */
+		ref = atomic_load(&lu->refcnt);
+		while (ref > 0 && !atomic_compare_exchange_weak(&lu->refcnt, &ref, ref + 1))
+			;
+		if (ref > 0)
+			break;
+	}
+	pthread_mutex_unlock(&live_lock);
 	return lu;
 }
 
@@ -484,12 +728,24 @@ void scsi_lu_put(struct scsi_lu *lu)
 
 	if (!lu || atomic_fetch_sub(&lu->refcnt, 1) != 1)
 		return;
+	pthread_mutex_lock(&live_lock);
+	{
+		struct scsi_lu **pp;
+		for (pp = &live_list; *pp; pp = &(*pp)->live_next) {
+			if (*pp == lu) {
+				*pp = lu->live_next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
 	for (ua = lu->ua_list; ua; ua = next) {
 		next = ua->next;
 		free(ua);
 	}
 	scsi_pr_free(lu);
 	pthread_mutex_destroy(&lu->lock);
+	scsi_rl_destroy(&lu->rl);
 	bstore_close(lu->bs);
 	free(lu);
 }

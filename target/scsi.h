@@ -53,6 +53,11 @@ struct scsi_nexus {
 	uint64_t id;
 	char initiator_port[300];
 	uint16_t target_port_id;   /* relative target port identifier (1-based) */
+	/* The SCSI target port name (SPC-4 7.8.6.2, RFC 7143 10.1.4.3 / 4.2.7):
+	 * "<target iqn>,t,0x<tpgt as 4 hex digits>".  The portal group tag is
+	 * also target_port_id, so each portal group is one target port and one
+	 * target port group (ALUA). */
+	char target_port[300];
 };
 
 /* A pending unit attention for one nexus (SAM-5 5.14). */
@@ -73,6 +78,30 @@ struct scsi_lu_params {
 };
 
 struct scsi_pr_state;
+struct scsi_cmd;
+struct scsi_range_lock;
+
+/* One command's claim on an LBA range in its LU's range lock (scsi.c).
+ * COMPARE AND WRITE, ORWRITE and WRITE ATOMIC take their range exclusively;
+ * other writes share with each other, reads share with everything but an
+ * exclusive claim (SBC-3 5.2 / SBC-4 4.29: those commands are atomic with
+ * respect to every other command).  Core private. */
+struct scsi_rl_node {
+	struct scsi_rl_node *prev, *next;
+	struct scsi_range_lock *lock;   /* the lock this claim is in (held/queued) */
+	uint64_t lba, end;         /* [lba, end) */
+	uint8_t mode;              /* SCSI_RL_* */
+	bool held;                 /* granted: released by scsi_cmd_complete() */
+	bool queued;               /* waiting: resume() runs on cmd->r when granted */
+	void (*resume)(struct scsi_cmd *cmd);
+	struct scsi_rl_node *grant_next;   /* scratch link while being resumed */
+};
+
+struct scsi_range_lock {
+	pthread_mutex_t mu;
+	struct scsi_rl_node *active;                /* granted claims */
+	struct scsi_rl_node *wait_head, *wait_tail; /* FIFO of waiting claims */
+};
 
 struct scsi_lu {
 	uint64_t lun;
@@ -87,6 +116,10 @@ struct scsi_lu {
 	_Atomic bool write_cache;  /* caching mode page WCE; false => every write is FUA */
 	bool readonly;
 	bool removal_prevented;    /* PREVENT ALLOW MEDIUM REMOVAL state (informational) */
+	bool thin;                 /* thin provisioned: params asked for it and the store can discard */
+	_Atomic bool swp;          /* control mode page SWP: software write protect (SPC-4 7.5.8) */
+	struct scsi_range_lock rl; /* atomic commands vs. everything else (scsi.c) */
+	struct scsi_lu *live_next; /* global list of live LUs (scsi_lu_lookup_naa) */
 
 	atomic_int refcnt;
 	pthread_mutex_t lock;      /* protects ua_list */
@@ -130,6 +163,7 @@ struct scsi_cmd {
 	uint32_t nr_blocks;
 	bool fua;
 	void *scratch;
+	struct scsi_rl_node rl;
 };
 
 /* Execute the command; completion through cmd->done(cmd) exactly once. */
@@ -183,5 +217,11 @@ extern int (*scsi_report_luns_hook)(const struct scsi_cmd *cmd, uint64_t *luns, 
  * scsi_lu_ua_add(cmd->lu, id, asc, ascq) for every nexus with access to the
  * LU except cmd->nexus. */
 extern void (*scsi_lu_event_hook)(const struct scsi_cmd *cmd, uint8_t asc, uint8_t ascq);
+
+/* Optional (NULL: the command's own target port group only).  ALUA (SPC-4
+ * 5.15): the target port groups through which cmd->lu is reachable.  One
+ * group per portal group tag, group id == tag == relative target port id.
+ * Fills up to max group ids (ascending) and returns how many exist. */
+extern int (*scsi_tpg_list_hook)(const struct scsi_cmd *cmd, uint16_t *tpg_ids, int max);
 
 #endif

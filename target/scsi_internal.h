@@ -5,6 +5,7 @@
 #define RS_SCSI_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@
 #define OP_WRITE_10            0x2a
 #define OP_WRITE_VERIFY_10     0x2e
 #define OP_VERIFY_10           0x2f
+#define OP_PRE_FETCH_10        0x34
+#define OP_READ_DEFECT_DATA_10 0x37
 #define OP_SYNC_CACHE_10       0x35
 #define OP_WRITE_SAME_10       0x41
 #define OP_UNMAP               0x42
@@ -35,20 +38,27 @@
 #define OP_PR_IN               0x5e
 #define OP_PR_OUT              0x5f
 #define OP_READ_16             0x88
+#define OP_COMPARE_AND_WRITE   0x89
+#define OP_ORWRITE_16          0x8b
 #define OP_WRITE_16            0x8a
 #define OP_WRITE_VERIFY_16     0x8e
 #define OP_VERIFY_16           0x8f
+#define OP_PRE_FETCH_16        0x90
 #define OP_SYNC_CACHE_16       0x91
 #define OP_WRITE_SAME_16       0x93
 #define OP_SERVICE_ACTION_IN16 0x9e
 #define   SAI_READ_CAPACITY_16 0x10
+#define   SAI_GET_LBA_STATUS   0x12
+#define OP_WRITE_ATOMIC_16     0x9c
 #define OP_REPORT_LUNS         0xa0
 #define OP_MAINTENANCE_IN      0xa3
+#define   MI_REPORT_TARGET_PORT_GROUPS 0x0a
 #define   MI_REPORT_SUPPORTED_OPCODES 0x0c
 #define OP_READ_12             0xa8
 #define OP_WRITE_12            0xaa
 #define OP_WRITE_VERIFY_12     0xae
 #define OP_VERIFY_12           0xaf
+#define OP_READ_DEFECT_DATA_12 0xb7
 
 /* Additional sense codes used in more than one file (SPC-4 annex D). */
 #define ASC_NO_ADDITIONAL_SENSE      0x00
@@ -75,15 +85,43 @@
 #define SCSI_MAX_UNMAP_DESCRIPTORS 256u
 /* As LIO does: 16-bit, so one WRITE SAME never spans more than 256 MiB. */
 #define SCSI_MAX_WRITE_SAME_BLOCKS 0xffffu
+/* MAXIMUM COMPARE AND WRITE LENGTH (Block Limits VPD byte 5, 8 bits). */
+#define SCSI_MAX_CAW_BLOCKS 255u
+/* MAXIMUM ATOMIC TRANSFER LENGTH, bytes (WRITE ATOMIC 16; its TRANSFER
+ * LENGTH field is 16 bits, and one backend write covers it). */
+#define SCSI_MAX_ATOMIC_BYTES (1u << 20)
 
-/* The LU supports UNMAP / WRITE SAME with UNMAP (LBPME=1, LBPRZ=1).  Every
- * backend that can discard also reads discarded ranges back as zeros: hole
- * punching on files, and on block devices blkdev_fallocate() implements
+/* The LU supports UNMAP / WRITE SAME with UNMAP (LBPME=1, LBPRZ=1): asked
+ * for with the thin_provisioning LU parameter, and the store can discard.
+ * Every backend that can discard also reads discarded ranges back as zeros:
+ * hole punching on files, and on block devices blkdev_fallocate() implements
  * PUNCH_HOLE as a guaranteed zero-out (falling back to WRITE_ZEROES). */
 static inline bool scsi_lu_thin(const struct scsi_lu *lu)
 {
-	return lu->bs && lu->bs->can_discard;
+	return lu->thin && lu->bs && lu->bs->can_discard;
 }
+
+/* Write protected: read-only LU or store, or the control mode page's
+ * software write protect (SPC-4 7.5.8 SWP). */
+static inline bool scsi_lu_wp(const struct scsi_lu *lu)
+{
+	return lu->readonly || atomic_load(&lu->swp);
+}
+
+/* Range lock (scsi.c).  A command claims [lba, lba + n) of an LU in one of
+ * three modes; EXCL conflicts with every overlapping claim, READ and WRITE
+ * only with EXCL.  Claims are granted in arrival order among conflicting
+ * ones (no starvation of COMPARE AND WRITE by a stream of writes). */
+enum { SCSI_RL_NONE = 0, SCSI_RL_READ, SCSI_RL_WRITE, SCSI_RL_EXCL };
+/* true: granted, go on.  false: queued; resume(cmd) runs later on cmd->r's
+ * thread once granted.  A command holds at most one claim at a time; it is
+ * dropped by scsi_rl_release() or, at the latest, by scsi_cmd_complete().
+ * n == 0 claims nothing and returns true. */
+bool scsi_rl_acquire(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t lba, uint64_t n,
+		     int mode, void (*resume)(struct scsi_cmd *cmd));
+void scsi_rl_release(struct scsi_cmd *cmd);
+void scsi_rl_init(struct scsi_range_lock *rl);
+void scsi_rl_destroy(struct scsi_range_lock *rl);
 
 /* Descriptor of one supported command: drives dispatch and REPORT SUPPORTED
  * OPERATION CODES (SPC-4 6.35), so the two can never disagree. */
@@ -122,6 +160,13 @@ void sbc_verify(struct scsi_cmd *cmd);
 void sbc_sync_cache(struct scsi_cmd *cmd);
 void sbc_unmap(struct scsi_cmd *cmd);
 void sbc_write_same(struct scsi_cmd *cmd);
+void sbc_compare_and_write(struct scsi_cmd *cmd);
+void sbc_orwrite(struct scsi_cmd *cmd);
+void sbc_write_atomic(struct scsi_cmd *cmd);
+void sbc_prefetch(struct scsi_cmd *cmd);
+void sbc_get_lba_status(struct scsi_cmd *cmd);
+void sbc_read_defect_data(struct scsi_cmd *cmd);
+void spc_report_target_port_groups(struct scsi_cmd *cmd);
 
 /* Finish the command: call the fabric's done() exactly once. */
 void scsi_cmd_complete(struct scsi_cmd *cmd);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "scsi_internal.h"
+#include "scsi_xcopy.h"
 
 /* ------------------------------------------------------------------------ */
 
@@ -62,9 +63,9 @@ void spc_request_sense(struct scsi_cmd *cmd)
 /* INQUIRY (SPC-4 6.6) and VPD pages (SPC-4 7.8, SBC-3 6.6)                  */
 /* ------------------------------------------------------------------------ */
 
-#define INQ_BUF 512
+#define INQ_BUF 1024
 
-static const uint8_t supported_vpd[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+static const uint8_t supported_vpd[] = { 0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2 };
 
 static uint8_t periph(const struct scsi_cmd *cmd)
 {
@@ -84,7 +85,9 @@ static uint32_t inquiry_standard(struct scsi_cmd *cmd, uint8_t *b)
 	b[1] = 0x00;            /* RMB=0: not removable */
 	b[2] = 0x06;            /* VERSION: SPC-4 */
 	b[3] = 0x12;            /* NORMACA=0, HISUP=1, RESPONSE DATA FORMAT=2 */
-	b[5] = 0x00;            /* SCCS/ACC/TPGS/3PC/PROTECT all zero */
+	/* TPGS=01b: implicit ALUA (SPC-4 5.15; REPORT TARGET PORT GROUPS, no
+	 * SET TARGET PORT GROUPS), 3PC=1: EXTENDED COPY (SPC-4 6.4). */
+	b[5] = lu ? 0x10 | 0x08 : 0x00;
 	b[6] = 0x00;
 	b[7] = 0x02;            /* CMDQUE: full task management model */
 	memcpy(&b[8], lu ? lu->vendor : "RINGSTOR", 8);
@@ -107,6 +110,22 @@ static uint8_t *designator(uint8_t *p, uint8_t proto_codeset, uint8_t piv_assoc_
 	return p + 4;
 }
 
+/* SCSI name string designator (type 8, code set 3 UTF-8, iSCSI, PIV=1)
+ * with the given PIV/ASSOCIATION/TYPE byte.  At most 255 - 4 name bytes. */
+static uint8_t *name_designator(uint8_t *p, uint8_t piv_assoc_type, const char *name, size_t len)
+{
+	size_t padded;
+	uint8_t *d;
+
+	if (len > 250)
+		len = 250;
+	padded = (len + 1 + 3) & ~(size_t)3;    /* room for the NUL, multiple of 4 */
+	d = designator(p, 0x53, piv_assoc_type, (uint8_t)padded);
+	memset(d, 0, padded);
+	memcpy(d, name, len);
+	return d + padded;
+}
+
 static uint32_t vpd_device_id(struct scsi_cmd *cmd, uint8_t *b)
 {
 	const struct scsi_lu *lu = cmd->lu;
@@ -124,13 +143,99 @@ static uint32_t vpd_device_id(struct scsi_cmd *cmd, uint8_t *b)
 	memcpy(d + 8, lu->serial, sl);
 	p = d + 8 + sl;
 
-	/* 3. Relative target port identifier, target port association,
-	 * PROTOCOL IDENTIFIER iSCSI (5) with PIV=1 (SPC-4 7.8.6.5). */
+	/* The designators above identify the LU and are the same on every
+	 * path; the ones below describe the path this command came through
+	 * (SPC-4 7.8.6: association 01b target port, 10b target device),
+	 * which is what multipath software (dm-multipath, ESXi NMP with ALUA)
+	 * groups paths by.  PROTOCOL IDENTIFIER iSCSI (5), PIV=1. */
 	if (cmd->nexus && cmd->nexus->target_port_id) {
+		/* 3. Relative target port identifier (SPC-4 7.8.6.5). */
 		d = designator(p, 0x51, 0x94, 4);
 		put_be16(d + 2, cmd->nexus->target_port_id);
 		p = d + 4;
+		/* 4. Target port group (SPC-4 7.8.6.6): one group per portal
+		 * group, numbered like it (see REPORT TARGET PORT GROUPS). */
+		d = designator(p, 0x51, 0x95, 4);
+		put_be16(d + 2, cmd->nexus->target_port_id);
+		p = d + 4;
 	}
+	if (cmd->nexus && cmd->nexus->target_port[0]) {
+		const char *tp = cmd->nexus->target_port, *sep = strstr(tp, ",t,0x");
+		size_t tl = strnlen(tp, sizeof(cmd->nexus->target_port) - 1);
+		size_t dl = sep ? (size_t)(sep - tp) : tl;
+
+		/* 5. SCSI name string, target port: "<iqn>,t,0x<tpgt>"
+		 * (SPC-4 7.8.6.11: UTF-8, null terminated, padded to a multiple
+		 * of 4 bytes; RFC 7143 13.4 / iSCSI port names). */
+		p = name_designator(p, 0x98, tp, tl);
+		/* 6. SCSI name string, target device: "<iqn>". */
+		p = name_designator(p, 0xa8, tp, dl);
+	}
+	put_be16(&b[2], (uint16_t)(p - b - 4));
+	return (uint32_t)(p - b);
+}
+
+/* Third-party copy descriptor header (SPC-4 7.8.17): type, length (a
+ * multiple of 4, excluding the 4-byte header). */
+static uint8_t *tpc_desc(uint8_t *p, uint16_t type, uint16_t len)
+{
+	put_be16(p, type);
+	put_be16(p + 2, len);
+	return p + 4;
+}
+
+/* SPC-4 7.8.17 Third-party Copy VPD page, for the EXTENDED COPY (LID1)
+ * copy manager of target/scsi_xcopy.c, with the limits it enforces. */
+static uint32_t vpd_third_party_copy(struct scsi_cmd *cmd, uint8_t *b)
+{
+	/* Supported commands: EXTENDED COPY (LID1) and RECEIVE COPY RESULTS
+	 * COPY STATUS / OPERATING PARAMETERS / FAILED SEGMENT DETAILS. */
+	static const uint8_t cmds[] = {
+		OP_EXTENDED_COPY, 1, XCOPY_SA_LID1,
+		OP_RECEIVE_COPY_RESULTS, 3, RCR_SA_COPY_STATUS, RCR_SA_OPERATING_PARAMS,
+		RCR_SA_FAILED_SEGMENT,
+	};
+	uint8_t *p = b + 4, *d;
+	uint16_t len;
+	size_t i;
+	(void)cmd;
+
+	/* Supported Commands (0001h). */
+	len = (uint16_t)((1 + sizeof(cmds) + 3) & ~3u);
+	d = tpc_desc(p, 0x0001, len);
+	d[0] = (uint8_t)sizeof(cmds);
+	memcpy(d + 1, cmds, sizeof(cmds));
+	p = d + len;
+
+	/* Parameter Data (0004h): SPC-4 6.22.4 OPERATING PARAMETERS limits. */
+	d = tpc_desc(p, 0x0004, 0x1c);
+	put_be16(d + 2, XCOPY_MAX_TARGET_DESC);     /* MAXIMUM CSCD DESCRIPTOR COUNT */
+	put_be16(d + 4, XCOPY_MAX_SEGMENT_DESC);    /* MAXIMUM SEGMENT DESCRIPTOR COUNT */
+	put_be32(d + 6, XCOPY_MAX_DESC_LIST_LEN);   /* MAXIMUM DESCRIPTOR LIST LENGTH */
+	put_be32(d + 10, XCOPY_MAX_INLINE_DATA);    /* MAXIMUM INLINE DATA LENGTH */
+	p = d + 0x1c;
+
+	/* Supported Descriptors (0008h): segment and CSCD descriptor codes. */
+	len = (uint16_t)((1 + xcopy_nr_impl_desc_codes + 3) & ~(size_t)3);
+	d = tpc_desc(p, 0x0008, len);
+	d[0] = (uint8_t)xcopy_nr_impl_desc_codes;
+	for (i = 0; i < xcopy_nr_impl_desc_codes; i++)
+		d[1 + i] = xcopy_impl_desc_codes[i];
+	p = d + len;
+
+	/* Supported CSCD Descriptor IDs (000Ch): none (LID1 uses the index). */
+	d = tpc_desc(p, 0x000c, 4);
+	p = d + 4;
+
+	/* General Copy Operations (8001h). */
+	d = tpc_desc(p, 0x8001, 0x20);
+	put_be32(d + 0, XCOPY_TOTAL_CONCURRENT);    /* TOTAL CONCURRENT COPIES */
+	put_be32(d + 4, XCOPY_MAX_CONCURRENT);      /* MAXIMUM IDENTIFIED CONCURRENT COPIES */
+	put_be32(d + 8, XCOPY_MAX_SEGMENT_LEN);     /* MAXIMUM SEGMENT LENGTH */
+	d[12] = XCOPY_DATA_SEG_GRAN_LOG2;           /* DATA SEGMENT GRANULARITY */
+	d[13] = XCOPY_INLINE_GRAN_LOG2;             /* INLINE DATA GRANULARITY */
+	p = d + 0x20;
+
 	put_be16(&b[2], (uint16_t)(p - b - 4));
 	return (uint32_t)(p - b);
 }
@@ -142,12 +247,12 @@ static uint32_t vpd_block_limits(struct scsi_cmd *cmd, uint8_t *b)
 	uint32_t gran = bs < 4096 ? 4096 / bs : 1;
 
 	put_be16(&b[2], 0x3c);                       /* SBC-3 6.6.3 page length */
-	b[4] = 0x01;                                 /* WSNZ: WRITE SAME needs a length */
-	b[5] = 0;                                    /* no COMPARE AND WRITE */
+	b[4] = 0x00;                                 /* WSNZ=0: WRITE SAME 0 = to the end */
+	b[5] = SCSI_MAX_CAW_BLOCKS;                  /* MAXIMUM COMPARE AND WRITE LENGTH */
 	put_be16(&b[6], (uint16_t)gran);             /* OPTIMAL TRANSFER LENGTH GRANULARITY */
 	put_be32(&b[8], SCSI_MAX_XFER_BYTES / bs);   /* MAXIMUM TRANSFER LENGTH */
 	put_be32(&b[12], SCSI_MAX_XFER_BYTES / bs);  /* OPTIMAL TRANSFER LENGTH */
-	/* MAXIMUM PREFETCH LENGTH 0: no PRE-FETCH. */
+	put_be32(&b[16], SCSI_MAX_XFER_BYTES / bs);  /* MAXIMUM PREFETCH LENGTH */
 	if (scsi_lu_thin(cmd->lu)) {
 		put_be32(&b[20], SCSI_MAX_UNMAP_LBA_COUNT);
 		put_be32(&b[24], SCSI_MAX_UNMAP_DESCRIPTORS);
@@ -155,6 +260,10 @@ static uint32_t vpd_block_limits(struct scsi_cmd *cmd, uint8_t *b)
 		/* UGAVALID=0: no alignment requirement */
 	}
 	put_be64(&b[36], SCSI_MAX_WRITE_SAME_BLOCKS);     /* MAXIMUM WRITE SAME LENGTH */
+	/* SBC-4 6.6.4: WRITE ATOMIC (16) up to MAXIMUM ATOMIC TRANSFER LENGTH,
+	 * ATOMIC ALIGNMENT 0 and ATOMIC TRANSFER LENGTH GRANULARITY 0 (none);
+	 * no atomic boundaries (WRITE ATOMIC (32) is not implemented). */
+	put_be32(&b[44], SCSI_MAX_ATOMIC_BYTES / bs);
 	return 64;
 }
 
@@ -173,9 +282,12 @@ static uint32_t vpd_lbp(struct scsi_cmd *cmd, uint8_t *b)
 	 * read as zeros), no anchored state (ANC_SUP=0), PROVISIONING TYPE
 	 * 010b thin.  Others: all clear, type not reported. */
 	put_be16(&b[2], 4);
+	b[4] = 0;                               /* THRESHOLD EXPONENT: no thresholds */
 	if (scsi_lu_thin(cmd->lu)) {
 		b[5] = 0x80 | 0x40 | 0x20 | 0x04;
 		b[6] = 0x02;
+	} else {
+		b[6] = 0x00;                        /* PROVISIONING TYPE 000b: full */
 	}
 	return 8;
 }
@@ -238,6 +350,9 @@ void spc_inquiry(struct scsi_cmd *cmd)
 	case 0x83:
 		n = vpd_device_id(cmd, b);
 		break;
+	case 0x8f:
+		n = vpd_third_party_copy(cmd, b);
+		break;
 	case 0xb0:
 		n = vpd_block_limits(cmd, b);
 		break;
@@ -285,10 +400,16 @@ static uint32_t mode_page(const struct scsi_lu *lu, uint8_t code, int pc, uint8_
 		memset(p, 0, 12);
 		p[0] = MP_CONTROL;
 		p[1] = 0x0a;
-		if (pc == PC_CHANGEABLE)
-			return 12;                         /* nothing changeable */
+		if (pc == PC_CHANGEABLE) {
+			p[4] = 0x08;                       /* only SWP can change */
+			return 12;
+		}
 		/* TST=000b (one task set), D_SENSE=0 (fixed format sense). */
 		p[3] = 0x10;    /* QUEUE ALGORITHM MODIFIER=1: unrestricted reordering, QERR=00b */
+		/* SWP (software write protect): the LU is write protected
+		 * while it is set; default off. */
+		if (pc == PC_CURRENT && atomic_load(&lu->swp))
+			p[4] = 0x08;
 		put_be16(&p[8], 0xffff);   /* BUSY TIMEOUT PERIOD: unlimited */
 		return 12;
 	case MP_IEC:      /* SPC-4 7.5.12 informational exceptions control */
@@ -374,11 +495,11 @@ void spc_mode_sense(struct scsi_cmd *cmd)
 	 * WP (bit 7) for a write-protected LU, DPOFUA (bit 4). */
 	if (six) {
 		b[0] = (uint8_t)(off - 1);
-		b[2] = (uint8_t)((lu->readonly ? 0x80 : 0) | 0x10);
+		b[2] = (uint8_t)((scsi_lu_wp(lu) ? 0x80 : 0) | 0x10);
 		b[3] = (uint8_t)bdl;
 	} else {
 		put_be16(&b[0], (uint16_t)(off - 2));
-		b[3] = (uint8_t)((lu->readonly ? 0x80 : 0) | 0x10);
+		b[3] = (uint8_t)((scsi_lu_wp(lu) ? 0x80 : 0) | 0x10);
 		b[4] = llbaa && !dbd ? 0x01 : 0x00;    /* LONGLBA */
 		put_be16(&b[6], (uint16_t)bdl);
 	}
@@ -411,7 +532,7 @@ void spc_mode_select(struct scsi_cmd *cmd)
 	uint32_t plen = six ? cmd->cdb[4] : get_be16(&cmd->cdb[7]);
 	uint32_t hdr = six ? 4 : 8, bdl, off;
 	const uint8_t *p = cmd->data_out;
-	int new_wce = -1;
+	int new_wce = -1, new_swp = -1;
 	bool longlba;
 
 	cmd->xfer_len = plen;
@@ -491,6 +612,8 @@ void spc_mode_select(struct scsi_cmd *cmd)
 		}
 		if (code == MP_CACHING)
 			new_wce = (p[off + 2] & 0x04) ? 1 : 0;
+		if (code == MP_CONTROL)
+			new_swp = (p[off + 4] & 0x08) ? 1 : 0;
 		off += 2 + len;
 	}
 
@@ -499,6 +622,13 @@ void spc_mode_select(struct scsi_cmd *cmd)
 		atomic_store(&lu->write_cache, (bool)new_wce);
 		/* SPC-4 5.x: other I_T nexuses learn of it through MODE
 		 * PARAMETERS CHANGED. */
+		if (scsi_lu_event_hook)
+			scsi_lu_event_hook(cmd, 0x2a, 0x01);
+	}
+	if (new_swp >= 0 && (bool)new_swp != atomic_load(&lu->swp)) {
+		/* SPC-4 7.5.8 SWP: while set, every command that writes the
+		 * medium ends in DATA PROTECT, WRITE PROTECTED (27/00). */
+		atomic_store(&lu->swp, (bool)new_swp);
 		if (scsi_lu_event_hook)
 			scsi_lu_event_hook(cmd, 0x2a, 0x01);
 	}
@@ -679,4 +809,63 @@ void spc_report_supported_opcodes(struct scsi_cmd *cmd)
 	if (rctd)
 		p = put_timeouts(p);
 	scsi_data_in_done(cmd, (uint32_t)(p - b), alloc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* REPORT TARGET PORT GROUPS (SPC-4 6.36, 5.15 ALUA)                         */
+/* ------------------------------------------------------------------------ */
+
+#define RTPG_MAX_GROUPS 256
+
+/* Implicit ALUA only (TPGS=01b): one target port group per iSCSI portal
+ * group, group id = portal group tag = relative target port id, each group
+ * holding that one target port, all active/optimized - every path is as
+ * good as any other (one daemon, one store).  The fabric says which groups
+ * lead to the LU (scsi_tpg_list_hook); without it, only the command's own. */
+void spc_report_target_port_groups(struct scsi_cmd *cmd)
+{
+	uint8_t fmt = cmd->cdb[1] >> 5;
+	uint32_t alloc = get_be32(&cmd->cdb[6]);
+	uint16_t ids[RTPG_MAX_GROUPS];
+	uint32_t hdr, off;
+	int n = 0, i;
+	uint8_t *b;
+
+	if (fmt > 1) {                  /* 000b length only, 001b extended header */
+		scsi_fail_cdb(cmd, 1, 7);
+		return;
+	}
+	if (scsi_tpg_list_hook)
+		n = scsi_tpg_list_hook(cmd, ids, RTPG_MAX_GROUPS);
+	if (n > RTPG_MAX_GROUPS)
+		n = RTPG_MAX_GROUPS;
+	if (n <= 0) {
+		ids[0] = cmd->nexus && cmd->nexus->target_port_id ? cmd->nexus->target_port_id : 1;
+		n = 1;
+	}
+	hdr = fmt == 1 ? 8 : 4;
+	b = scsi_data_in_alloc(cmd, hdr + 12u * (uint32_t)n);
+	if (!b) {
+		scsi_set_errno_sense(cmd, -ENOMEM, false);
+		scsi_cmd_complete(cmd);
+		return;
+	}
+	off = hdr;
+	for (i = 0; i < n; i++) {
+		uint8_t *d = b + off;
+
+		d[0] = 0x80 | 0x00;     /* PREF=1, ASYMMETRIC ACCESS STATE 0h active/optimized */
+		d[1] = 0x01;            /* AO_SUP: the only state we support */
+		put_be16(d + 2, ids[i]);
+		d[5] = 0x00;            /* STATUS CODE: no status available */
+		d[7] = 1;               /* TARGET PORT COUNT */
+		put_be16(d + 8 + 2, ids[i]);   /* RELATIVE TARGET PORT IDENTIFIER */
+		off += 12;
+	}
+	put_be32(b, off - 4);           /* RETURN DATA LENGTH */
+	if (fmt == 1) {
+		b[4] = 0x10;            /* FORMAT TYPE 001b */
+		b[5] = 0;               /* IMPLICIT TRANSITION TIME: none happen */
+	}
+	scsi_data_in_done(cmd, off, alloc);
 }

@@ -18,6 +18,7 @@
 #ifndef RS_SCSI_XCOPY_H
 #define RS_SCSI_XCOPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,14 @@ void scsi_receive_copy_results(struct scsi_cmd *cmd);
 /* Implemented descriptor type codes, for the VPD page / OPERATING PARAMETERS. */
 extern const uint8_t xcopy_impl_desc_codes[];
 extern const size_t xcopy_nr_impl_desc_codes;
+
+/* Which LUs may an EXTENDED COPY on cmd's I_T nexus use as copy source or
+ * destination?  The copy manager finds CSCDs by NAA among all LUs of the
+ * daemon, but it must not become a way around LUN masking / ACLs: the fabric,
+ * which knows what the nexus may see, sets this hook once at startup (return
+ * true if lu is accessible through cmd's I_T nexus).  NULL (default): only
+ * cmd->lu itself, i.e. copies within the addressed LU. */
+extern bool (*scsi_xcopy_access_hook)(const struct scsi_cmd *cmd, const struct scsi_lu *lu);
 
 /* Forget every copy result recorded for a nexus (session closed).  Optional. */
 void scsi_xcopy_forget_nexus(uint64_t nexus_id);

@@ -12,35 +12,16 @@ import struct
 import sys
 import time
 
+# PDU builders shared with the protocol checks (tests/iscsi_proto.py).
+import iscsi_proto
+from iscsi_proto import bhs, login_pdu, pad4 as pad
+
 HOST, PORT, TARGET, INITIATOR = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 failures = []
 
 
-def bhs(opcode, flags=0, immediate=False, dlen=0, lun=0, itt=0, rest=b""):
-    b0 = opcode | (0x40 if immediate else 0)
-    hdr = struct.pack(">BBBBB", b0, flags, 0, 0, 0) + dlen.to_bytes(3, "big")
-    hdr += struct.pack(">Q", lun) + struct.pack(">I", itt)
-    hdr += rest.ljust(28, b"\0")
-    assert len(hdr) == 48
-    return hdr
-
-
-def pad(data):
-    return data + b"\0" * ((4 - len(data) % 4) % 4)
-
-
 def kv(**keys):
-    return b"".join(f"{k}={v}".encode() + b"\0" for k, v in keys.items())
-
-
-def login_pdu(keys, isid=b"\x80\x00\x00\x00\x00\x01", csg=1, nsg=3, transit=True, cmdsn=1, itt=1):
-    flags = (0x80 if transit else 0) | (csg << 2) | nsg
-    # byte 2/3 version max/min, then dlen; ISID+TSIH occupy the LUN field
-    hdr = bytearray(bhs(0x03, flags, immediate=True, dlen=len(keys), itt=itt))
-    hdr[8:14] = isid
-    hdr[14:16] = b"\0\0"
-    struct.pack_into(">HHII", hdr, 20, 0, 0, cmdsn, 0)  # CID, rsvd, CmdSN, ExpStatSN
-    return bytes(hdr) + pad(keys)
+    return iscsi_proto.kv(keys)
 
 
 def connect():

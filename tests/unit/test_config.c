@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "conf/config_ext.h"
 #include "target/registry.h"
+#include "target/registry_admin.h"
 
 static struct rs_config cfg;
 static char err[1024];
@@ -424,6 +426,402 @@ static void test_apply(void **state)
 	rmdir(dir);
 }
 
+static void test_portal_tags(void **state)
+{
+	struct iscsi_portal p;
+	char e[128];
+	(void)state;
+
+	assert_int_equal(config_parse_portal("127.0.0.2:3260,2", &p, e, sizeof(e)), 0);
+	assert_string_equal(p.text, "127.0.0.2:3260,2");
+	assert_int_equal(p.tpgt, 2);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&p.addr)->sin_port), 3260);
+	assert_int_equal(config_parse_portal("127.0.0.2,7", &p, e, sizeof(e)), 0);
+	assert_string_equal(p.text, "127.0.0.2:3260,7");
+	assert_int_equal(config_parse_portal("[::1]:3261,65535", &p, e, sizeof(e)), 0);
+	assert_string_equal(p.text, "[::1]:3261,65535");
+	assert_int_equal(p.tpgt, 65535);
+	assert_int_equal(config_parse_portal("fe80::1,3", &p, e, sizeof(e)), 0);
+	assert_string_equal(p.text, "[fe80::1]:3260,3");
+	assert_int_equal(config_parse_portal("10.0.0.1:3260,1", &p, e, sizeof(e)), 0);
+	assert_int_equal(p.tpgt, 1);
+	static const char *bad[] = { "127.0.0.1:3260,0", "127.0.0.1:3260,65536", "127.0.0.1:3260,",
+				     "127.0.0.1:3260,x", "127.0.0.1:3260,1,2", ",1", "127.0.0.1:3260,-1",
+				     "127.0.0.1:3260, 1", "[::1],", NULL };
+	for (int i = 0; bad[i]; i++)
+		if (config_parse_portal(bad[i], &p, e, sizeof(e)) == 0)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(config_parse_portal("127.0.0.1:3260,0", &p, e, sizeof(e)), -1);
+	assert_non_null(strstr(e, "1..65535"));
+
+	/* in the file; one address:port is in one group only */
+	if (load("iscsi = { portals = [ \"127.0.0.1:3260,1\", \"127.0.0.2:3260,2\", \"[::1]:3260\" ]; };") != 0)
+		fail_msg("%s", err);
+	assert_int_equal(cfg.nportals, 3);
+	assert_int_equal(cfg.portals[1].tpgt, 2);
+	assert_string_equal(cfg.portals[1].text, "127.0.0.2:3260,2");
+	assert_int_equal(cfg.portals[2].tpgt, 1);
+	config_free(&cfg);
+	expect_error("iscsi = {\n portals = [ \"127.0.0.1:3260,1\",\n \"127.0.0.1:3260,2\" ];\n};", 3,
+		     "duplicate portal");
+	expect_error("iscsi = {\n portals = [ \"127.0.0.1:3260,0\" ];\n};", 2, "portal group tag");
+}
+
+static void test_accounts_config(void **state)
+{
+	const struct rs_config_chap *ch;
+	(void)state;
+
+	if (load("accounts = (\n"
+		 "  { user = \"alice\"; password = \"alice-secret-1\"; },\n"
+		 "  { user = \"bob\"; password = \"short\"; },\n"
+		 "  { user = \"tgt\"; password = \"target-secret-2\"; }\n"
+		 ");\n"
+		 "discovery = { incoming_users = [ \"alice\", \"bob\" ]; outgoing_user = \"tgt\"; };\n"
+		 "targets = (\n"
+		 "  { tid = 1; name = \"iqn.2026-11.io.ringstor:a\"; incoming_users = [ \"bob\" ];\n"
+		 "    outgoing_user = \"tgt\"; },\n"
+		 "  { tid = 2; name = \"iqn.2026-11.io.ringstor:b\"; }\n"
+		 ");\n") != 0)
+		fail_msg("%s", err);
+	ch = config_chap(&cfg);
+	assert_int_equal(ch->naccounts, 3);
+	assert_string_equal(ch->accounts[0].user, "alice");
+	assert_string_equal(ch->accounts[0].password, "alice-secret-1");
+	assert_int_equal(ch->accounts[1].line, 3);
+	assert_int_equal(ch->nweak, 1);
+	assert_int_equal(ch->discovery.nin, 2);
+	assert_string_equal(ch->discovery.in[1], "bob");
+	assert_string_equal(ch->discovery.out, "tgt");
+	assert_int_equal(ch->ntargets, 2);
+	assert_int_equal(ch->targets[0].nin, 1);
+	assert_string_equal(ch->targets[0].in[0], "bob");
+	assert_string_equal(ch->targets[0].out, "tgt");
+	assert_int_equal(ch->targets[1].nin, 0);
+	assert_string_equal(ch->targets[1].out, "");
+	config_free(&cfg);
+	assert_int_equal(config_chap(&cfg)->naccounts, 0);
+	assert_false(config_lun_thin(&cfg, 0, 0));
+
+	/* per-LUN thin_provisioning */
+	if (load("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		 "  luns = ( { lun = 1; type = \"null\"; thin_provisioning = true; },\n"
+		 "           { lun = 2; type = \"null\"; thin_provisioning = false; },\n"
+		 "           { lun = 3; type = \"null\"; } ); } );") != 0)
+		fail_msg("%s", err);
+	assert_true(config_lun_thin(&cfg, 0, 0));
+	assert_false(config_lun_thin(&cfg, 0, 1));
+	assert_false(config_lun_thin(&cfg, 0, 2));
+	config_free(&cfg);
+	expect_error("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  luns = ( { lun = 1; type = \"null\";\n thin_provisioning = 1; } ); } );", 3,
+		     "true or false");
+
+	/* no accounts: the empty set, and an empty user list is harmless */
+	assert_int_equal(load("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";"
+			      " incoming_users = [ ]; } );"), 0);
+	assert_int_equal(config_chap(&cfg)->naccounts, 0);
+	config_free(&cfg);
+
+	/* errors, at the line of the culprit */
+	expect_error("accounts = {\n};", 1, "must be a list");
+	expect_error("accounts = (\n { user = \"a\"; }\n);", 2, "without 'password");
+	expect_error("accounts = (\n { password = \"abcdefghijklm\"; }\n);", 2, "without 'user");
+	expect_error("accounts = (\n { user = \"a\";\n   pass = \"x\"; }\n);", 3, "unknown setting 'pass'");
+	expect_error("accounts = (\n { user = \"a b\"; password = \"abcdefghijklm\"; }\n);", 2,
+		     "printable");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; },\n"
+		     " { user = \"a\"; password = \"abcdefghijklm\"; }\n);", 3,
+		     "duplicate account 'a' (first at line 2)");
+	expect_error("accounts = (\n { user = \"a\";\n password = \"\"; }\n);", 3, "missing account password");
+	char big[600];
+	snprintf(big, sizeof(big), "accounts = (\n { user = \"a\";\n password = \"%0300d\"; }\n);", 0);
+	expect_error(big, 3, "too long");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  incoming_users = [ \"a\",\n \"zed\" ]; } );", 6,
+		     "target 1: incoming user 'zed' is not in 'accounts'");
+	expect_error("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  incoming_users = [ \"zed\" ]; } );", 2, "not in 'accounts'");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  outgoing_user = \"zed\"; } );", 5, "outgoing user 'zed'");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  incoming_users = [ \"a\", \"a\" ]; } );", 5, "duplicate incoming user");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  outgoing_user = [ \"a\" ]; } );", 5, "must be a string");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "discovery = {\n incoming_users = [ \"b\" ];\n};", 5,
+		     "discovery: incoming user 'b'");
+	expect_error("discovery = {\n users = [ ];\n};", 2, "unknown setting 'users' in discovery");
+	expect_error("discovery = 1;", 1, "must be a group");
+	/* RFC 7143 9.2.1: one account, one direction */
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "discovery = { incoming_users = [ \"a\" ]; };\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  outgoing_user = \"a\"; } );", 6, "9.2.1");
+	expect_error("accounts = (\n { user = \"a\"; password = \"abcdefghijklm\"; }\n);\n"
+		     "discovery = {\n outgoing_user = \"a\"; };\n"
+		     "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		     "  incoming_users = [ \"a\" ]; } );", 5, "both as an outgoing and an incoming");
+}
+
+/* load -> apply -> dump -> load -> apply again -> dump: the same. */
+static char *dump_now(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	reg_dump_config(f);
+	fclose(f);
+	return buf;
+}
+
+static void apply_with_portals(void)
+{
+	const char *texts[CONFIG_MAX_PORTALS];
+
+	for (int i = 0; i < cfg.nportals; i++)
+		texts[i] = cfg.portals[i].text;
+	reg_set_sys_info("test", 1, texts, cfg.nportals);
+	if (config_apply(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+}
+
+static void test_dump_roundtrip(void **state)
+{
+	char dir[] = "/tmp/ringstor-dump-XXXXXX", text[4096], path[256], path2[300];
+	char *d1, *d2;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lun1.img", dir);
+	/* a path that needs escaping in a config string */
+	snprintf(path2, sizeof(path2), "%s/we\\\\ird \\\"name\\\".img", dir);
+	snprintf(text, sizeof(text),
+		 "iscsi = { portals = [ \"127.0.0.1:3260\", \"127.0.0.2:3260,2\", \"[::1]:3261,3\" ]; };\n"
+		 "accounts = (\n"
+		 "  { user = \"alice\"; password = \"al\\\"ice\\\\sec ret\"; },\n"
+		 "  { user = \"bob\"; password = \"short\"; },\n"
+		 "  { user = \"tgt\"; password = \"target-secret-2\"; }\n"
+		 ");\n"
+		 "discovery = { incoming_users = [ \"alice\" ]; };\n"
+		 "targets = (\n"
+		 " { tid = 3; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		 "   luns = ( { lun = 1; path = \"%s\"; create = true; size = \"8M\"; direct = true; },\n"
+		 "            { lun = 2; type = \"null\"; size = \"6G\"; block_size = 4096; serial = \"SN-2\";\n"
+		 "              thin_provisioning = true; },\n"
+		 "            { lun = 5; path = \"%s\"; create = true; size = \"1M\"; } );\n"
+		 "   initiator_address = [ \"127.0.0.1\", \"10.0.0.0/8\" ];\n"
+		 "   initiator_name = [ \"iqn.2026-11.test:i\" ];\n"
+		 "   incoming_users = [ \"alice\", \"bob\" ]; outgoing_user = \"tgt\"; },\n"
+		 " { tid = 1; name = \"iqn.2026-11.io.ringstor:b\"; }\n"
+		 ");\n", path, path2);
+	reg_init();
+	if (load(text) != 0)
+		fail_msg("%s", err);
+	apply_with_portals();
+	config_free(&cfg);
+	d1 = dump_now();
+	assert_non_null(strstr(d1, "block_size = 4096; thin_provisioning = true; serial = \"SN-2\";"));
+	{
+		/* show tells thin only where it was asked for */
+		char *sb = NULL;
+		size_t sl = 0;
+		FILE *f = open_memstream(&sb, &sl);
+		reg_show_targets(f, 3, false);
+		fclose(f);
+		const char *l2 = strstr(sb, "        LUN: 2\n");
+		assert_non_null(l2);
+		assert_non_null(strstr(l2, "Thin-provisioning: Yes"));
+		assert_true(strstr(sb, "Thin-provisioning: No") < l2);
+		free(sb);
+	}
+
+	/* the dump is a valid config describing the same thing */
+	if (load(d1) != 0)
+		fail_msg("%s\n%s", err, d1);
+	assert_int_equal(cfg.nportals, 3);
+	assert_string_equal(cfg.portals[0].text, "127.0.0.1:3260,1");
+	assert_int_equal(cfg.portals[1].tpgt, 2);
+	assert_int_equal(cfg.portals[2].tpgt, 3);
+	assert_int_equal(cfg.ntargets, 2);
+	assert_int_equal(cfg.targets[0].tid, 1);      /* listed by tid */
+	const struct rs_config_target *t = &cfg.targets[1];
+	assert_int_equal(t->tid, 3);
+	assert_int_equal(t->nluns, 3);
+	assert_string_equal(t->luns[0].path, path);
+	assert_true(t->luns[0].bs.direct);
+	assert_false(t->luns[0].bs.create);
+	assert_string_equal(t->luns[1].bstype, "null");
+	assert_true(t->luns[1].bs.size == 6ull << 30);
+	assert_int_equal(t->luns[1].bs.block_size, 4096);
+	assert_string_equal(t->luns[1].serial, "SN-2");
+	assert_false(config_lun_thin(&cfg, 1, 0));
+	assert_true(config_lun_thin(&cfg, 1, 1));
+	assert_false(config_lun_thin(&cfg, 1, 2));
+	assert_false(config_lun_thin(&cfg, 1, 3));     /* out of range */
+	assert_false(config_lun_thin(&cfg, 5, 0));
+	assert_true(t->luns[2].lun == 5);
+	assert_non_null(strstr(t->luns[2].path, "we\\ird \"name\".img"));
+	assert_int_equal(t->naddr_acls, 2);
+	assert_string_equal(t->addr_acls[1], "10.0.0.0/8");
+	assert_int_equal(t->nname_acls, 1);
+	const struct rs_config_chap *ch = config_chap(&cfg);
+	assert_int_equal(ch->naccounts, 3);
+	assert_string_equal(ch->accounts[0].password, "al\"ice\\sec ret");
+	assert_int_equal(ch->discovery.nin, 1);
+	assert_int_equal(ch->targets[1].nin, 2);
+	assert_string_equal(ch->targets[1].out, "tgt");
+
+	/* ... and recreates the same registry */
+	reg_shutdown();
+	reg_init();
+	apply_with_portals();
+	config_free(&cfg);
+	d2 = dump_now();
+	assert_string_equal(d1, d2);
+	free(d1);
+	free(d2);
+
+	/* an empty registry dumps to a file that loads to nothing */
+	reg_shutdown();
+	reg_init();
+	d1 = dump_now();
+	assert_int_equal(load(d1), 0);
+	assert_int_equal(cfg.ntargets, 0);
+	assert_int_equal(cfg.nportals, 0);
+	config_free(&cfg);
+	free(d1);
+	reg_shutdown();
+	unlink(path);
+	{
+		char p2[300];
+		snprintf(p2, sizeof(p2), "%s/we\\ird \"name\".img", dir);
+		unlink(p2);
+	}
+	rmdir(dir);
+}
+
+/* apply creates accounts and bindings; a failure rolls them back too */
+static void test_apply_accounts(void **state)
+{
+	char sec[REG_CHAP_SECRET_MAX], user[REG_CHAP_USER_MAX];
+	(void)state;
+
+	reg_init();
+	if (load("accounts = ( { user = \"alice\"; password = \"alice-secret-1\"; },\n"
+		 "  { user = \"tgt\"; password = \"target-secret-2\"; } );\n"
+		 "discovery = { incoming_users = [ \"alice\" ]; };\n"
+		 "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		 "  incoming_users = [ \"alice\" ]; outgoing_user = \"tgt\"; } );\n") != 0)
+		fail_msg("%s", err);
+	if (config_apply(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	config_free(&cfg);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	assert_true(reg_chap_required(t));
+	assert_true(reg_chap_required(NULL));
+	assert_int_equal(reg_chap_incoming_secret(t, "alice", sec, sizeof(sec)), 0);
+	assert_string_equal(sec, "alice-secret-1");
+	assert_int_equal(reg_chap_outgoing(t, user, sizeof(user), sec, sizeof(sec)), 0);
+	assert_string_equal(user, "tgt");
+	reg_target_put(t);
+
+	/* a second file whose account clashes changes nothing */
+	assert_int_equal(load("accounts = ( { user = \"carol\"; password = \"carol-secret-1\"; },\n"
+			      " { user = \"alice\"; password = \"alice-secret-9\"; } );\n"
+			      "targets = ( { tid = 2; name = \"iqn.2026-11.io.ringstor:b\"; } );"), 0);
+	assert_int_equal(config_apply(&cfg, err, sizeof(err)), -1);
+	config_free(&cfg);
+	assert_non_null(strstr(err, "t.conf:2: "));
+	assert_non_null(strstr(err, "already exists"));
+	assert_false(reg_target_exists(2));
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	reg_show_accounts(f, false);
+	fclose(f);
+	assert_string_equal(buf, "Account list:\n    alice\n    tgt\n"
+			    "Discovery account information:\n    alice\n");
+	free(buf);
+	/* accounts created before a failing target are rolled back too */
+	assert_int_equal(load("accounts = ( { user = \"dave\"; password = \"dave-secret-12\"; } );\n"
+			      "targets = ( { tid = 2; name = \"iqn.2026-11.io.ringstor:b\";\n"
+			      "  incoming_users = [ \"dave\" ]; outgoing_user = \"dave\"; } );"), -1);
+	assert_int_equal(load("accounts = ( { user = \"dave\"; password = \"dave-secret-12\"; } );\n"
+			      "targets = ( { tid = 2; name = \"iqn.2026-11.io.ringstor:b\";\n"
+			      "  incoming_users = [ \"dave\" ]; },\n"
+			      " { tid = 1; name = \"iqn.2026-11.io.ringstor:c\"; } );"), 0);
+	assert_int_equal(config_apply(&cfg, err, sizeof(err)), -1);
+	config_free(&cfg);
+	assert_non_null(strstr(err, "t.conf:4: "));
+	assert_false(reg_target_exists(2));
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	reg_show_accounts(f, false);
+	fclose(f);
+	assert_null(strstr(buf, "dave"));
+	free(buf);
+	reg_shutdown();
+}
+
+/* online resize with the real file and null backends */
+static void test_resize_real(void **state)
+{
+	char dir[] = "/tmp/ringstor-resize-XXXXXX", text[1024], path[256], e[256];
+	struct stat st;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lun1.img", dir);
+	snprintf(text, sizeof(text),
+		 "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
+		 "  luns = ( { lun = 1; path = \"%s\"; create = true; size = \"8M\"; },\n"
+		 "           { lun = 2; type = \"null\"; size = \"4M\"; },\n"
+		 "           { lun = 3; path = \"%s\"; readonly = true; } ); } );\n", path, path);
+	reg_init();
+	if (load(text) != 0)
+		fail_msg("%s", err);
+	if (config_apply(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	config_free(&cfg);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	struct scsi_lu *lu1 = reg_target_lun_get(t, 1), *lu2 = reg_target_lun_get(t, 2);
+
+	assert_int_equal(reg_lun_resize(1, 1, 32 << 20, false, e, sizeof(e)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 32 << 20);
+	assert_true(atomic_load(&lu1->nr_blocks) == (32 << 20) / 512);
+	assert_int_equal(reg_lun_resize(1, 1, 16 << 20, false, e, sizeof(e)), -EINVAL);
+	assert_int_equal(reg_lun_resize(1, 1, 16 << 20, true, e, sizeof(e)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 16 << 20);
+	assert_true(atomic_load(&lu1->nr_blocks) == (16 << 20) / 512);
+	/* growing the file behind our back + refresh */
+	assert_int_equal(truncate(path, 20 << 20), 0);
+	assert_int_equal(reg_lun_refresh(1, 1, e, sizeof(e)), 0);
+	assert_true(atomic_load(&lu1->nr_blocks) == (20 << 20) / 512);
+	/* null */
+	assert_int_equal(reg_lun_resize(1, 2, 1ull << 40, false, e, sizeof(e)), 0);
+	assert_true(atomic_load(&lu2->nr_blocks) == (1ull << 40) / 512);
+	assert_int_equal(reg_lun_resize(1, 2, 1 << 20, false, e, sizeof(e)), -EINVAL);
+	assert_int_equal(reg_lun_resize(1, 2, 1 << 20, true, e, sizeof(e)), 0);
+	assert_true(atomic_load(&lu2->nr_blocks) == (1 << 20) / 512);
+	/* read-only */
+	assert_int_equal(reg_lun_resize(1, 3, 64 << 20, false, e, sizeof(e)), -EROFS);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 20 << 20);
+	scsi_lu_put(lu1);
+	scsi_lu_put(lu2);
+	reg_target_put(t);
+	reg_shutdown();
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +835,11 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_portal),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_portal_tags),
+		cmocka_unit_test(test_accounts_config),
+		cmocka_unit_test(test_dump_roundtrip),
+		cmocka_unit_test(test_apply_accounts),
+		cmocka_unit_test(test_resize_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

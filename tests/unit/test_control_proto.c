@@ -96,6 +96,54 @@ static void test_roundtrip(void **state)
 	assert_string_equal(b.params, a.params);
 }
 
+/* the account / session-delete / dump fields */
+static void test_roundtrip_accounts(void **state)
+{
+	struct ctl_request a, b;
+	char err[256];
+	int len;
+	(void)state;
+
+	ctl_request_init(&a);
+	a.mode = CTL_MODE_ACCOUNT;
+	a.op = CTL_OP_NEW;
+	strcpy(a.user, "alice");
+	strcpy(a.password, "p%ss\"w=rd \x7f");
+	a.outgoing = true;
+	a.has_cid = true;
+	a.cid = 65535;
+	len = ctl_request_encode(&a, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(ctl_request_decode(buf, (size_t)len, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.mode, CTL_MODE_ACCOUNT);
+	assert_int_equal(b.op, CTL_OP_NEW);
+	assert_string_equal(b.user, "alice");
+	assert_string_equal(b.password, a.password);
+	assert_true(b.outgoing);
+	assert_true(b.has_cid);
+	assert_int_equal(b.cid, 65535);
+
+	/* cid 0 is a real value */
+	ctl_request_init(&a);
+	a.mode = CTL_MODE_CONN;
+	a.op = CTL_OP_DELETE;
+	a.has_cid = true;
+	len = ctl_request_encode(&a, buf, sizeof(buf));
+	assert_int_equal(ctl_request_decode(buf, (size_t)len, &b, err, sizeof(err)), 0);
+	assert_true(b.has_cid);
+	assert_int_equal(b.cid, 0);
+	assert_false(b.outgoing);
+	assert_string_equal(b.user, "");
+
+	assert_int_equal(ctl_mode_parse("account"), CTL_MODE_ACCOUNT);
+	assert_string_equal(ctl_mode_name(CTL_MODE_ACCOUNT), "account");
+	assert_int_equal(ctl_op_parse("dump"), CTL_OP_DUMP);
+	assert_string_equal(ctl_op_name(CTL_OP_DUMP), "dump");
+	const char *req = CTL_MAGIC "\nmode=sys\nop=dump\n\n";
+	assert_int_equal(ctl_request_decode(req, strlen(req), &b, err, sizeof(err)), 0);
+	assert_int_equal(b.op, CTL_OP_DUMP);
+}
+
 static void test_minimal(void **state)
 {
 	struct ctl_request r;
@@ -174,6 +222,9 @@ static void test_malformed(void **state)
 	BAD(CTL_MAGIC "\nmode=target\nop=new\ntargetname=a\rb\n\n", "bad value");
 	BAD(CTL_MAGIC "\nmode=target\nop=new\nbstype=0123456789abcdef\n\n", "too long");
 	BAD(CTL_MAGIC "\nmode=sys\nop=show\n=x\n\n", "unknown request field");
+	BAD(CTL_MAGIC "\nmode=conn\nop=delete\ncid=65536\n\n", "invalid cid");
+	BAD(CTL_MAGIC "\nmode=conn\nop=delete\ncid=x\n\n", "invalid cid");
+	BAD(CTL_MAGIC "\nmode=account\nop=bind\noutgoing=2\n\n", "boolean");
 	/* an embedded NUL */
 	expect_bad(CTL_MAGIC "\nmode=sys\0\nop=show\n\n", sizeof(CTL_MAGIC) + 19, "NUL");
 }
@@ -280,6 +331,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_roundtrip_accounts),
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_encode_overflow),
 		cmocka_unit_test(test_malformed),

@@ -17,10 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/control.h"
 #include "core/control_proto.h"
 #include "target/registry.h"
+#include "target/registry_admin.h"
 
 /* ------------------------------------------------------------ stubs */
 
@@ -65,6 +69,20 @@ int bstore_open(const char *type, const char *path, const struct bstore_params *
 	bs->size = p->size ? p->size : fake_backing_size;
 	bs->readonly = p->readonly;
 	bs->direct = p->direct;
+	/* "/tmp/rsunit-*" paths are real files (online resize tests) */
+	if (path && strncmp(path, "/tmp/rsunit-", 12) == 0) {
+		struct stat st;
+		bs->fd = open(path, (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (bs->fd < 0 || fstat(bs->fd, &st) < 0) {
+			int e = -errno;
+			if (bs->fd >= 0)
+				close(bs->fd);
+			free(bs->path);
+			free(bs);
+			return e;
+		}
+		bs->size = (uint64_t)st.st_size;
+	}
 	atomic_fetch_add(&bs_alive, 1);
 	*out = bs;
 	return 0;
@@ -74,6 +92,8 @@ void bstore_close(struct bstore *bs)
 {
 	if (!bs)
 		return;
+	if (bs->fd >= 0)
+		close(bs->fd);
 	free(bs->path);
 	free(bs);
 	atomic_fetch_sub(&bs_alive, 1);
@@ -129,6 +149,13 @@ void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id)
 int scsi_lu_refresh_capacity(struct scsi_lu *lu)
 {
 	uint64_t nb = fake_backing_size / lu->block_size;
+	struct stat st;
+
+	/* a real file: its size; null: whatever was set; else the fake */
+	if (lu->bs->fd >= 0 && fstat(lu->bs->fd, &st) == 0)
+		lu->bs->size = (uint64_t)st.st_size;
+	if (lu->bs->fd >= 0 || lu->bs->ops == &fake_null_ops)
+		nb = lu->bs->size / lu->block_size;
 
 	if (nb == atomic_load(&lu->nr_blocks))
 		return 0;
@@ -757,6 +784,425 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/* ---- CHAP accounts ---- */
+
+static char *capture_accounts(bool json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	reg_show_accounts(f, json);
+	fclose(f);
+	return buf;
+}
+
+static void test_accounts(void **state)
+{
+	char err[256], sec[REG_CHAP_SECRET_MAX], user[REG_CHAP_USER_MAX], longs[300];
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(reg_target_new(2, "iqn.2026-11.io.ringstor:b", err, sizeof(err)), 0);
+	struct iscsi_target *t1 = reg_target_get("iqn.2026-11.io.ringstor:a");
+	struct iscsi_target *t2 = reg_target_get("iqn.2026-11.io.ringstor:b");
+
+	/* new: validation */
+	assert_int_equal(reg_account_new("", "secretsecret12", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_new("a b", "secretsecret12", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_new("a\x01", "secretsecret12", err, sizeof(err)), -EINVAL);
+	memset(longs, 'x', 256);
+	longs[256] = '\0';
+	assert_int_equal(reg_account_new(longs, "secretsecret12", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_new("alice", longs, err, sizeof(err)), -EINVAL);
+	assert_null(strstr(err, "xxxx"));       /* the secret is not echoed */
+	assert_int_equal(reg_account_new("alice", "", err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_new("alice", "tab\there12345", err, sizeof(err)), -EINVAL);
+	longs[255] = '\0';
+	err[0] = '\0';
+	assert_int_equal(reg_account_new("alice", longs, err, sizeof(err)), 0);   /* 255 bytes: ok */
+	assert_string_equal(err, "");
+	assert_int_equal(reg_account_new("alice", "other-secret-12", err, sizeof(err)), -EEXIST);
+	/* RFC 7143 9.2.1: shorter than 12 bytes is accepted with a warning */
+	assert_int_equal(reg_account_new("bob", "short", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "warning:"));
+	assert_null(strstr(err, "short\""));
+	assert_int_equal(reg_account_new("carol", "carol-secret-1", err, sizeof(err)), 0);
+	assert_int_equal(reg_account_new("dave", "dave-secret-12", err, sizeof(err)), 0);
+
+	/* nothing bound: no CHAP anywhere */
+	assert_false(reg_chap_required(t1));
+	assert_false(reg_chap_required(NULL));
+	assert_int_equal(reg_chap_incoming_secret(t1, "alice", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_outgoing(t1, user, sizeof(user), sec, sizeof(sec)), -ENOENT);
+
+	/* bind: errors */
+	assert_int_equal(reg_account_bind(9, "alice", false, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "target 9"));
+	assert_int_equal(reg_account_bind(1, "zed", false, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_account_bind(1, "", false, err, sizeof(err)), -EINVAL);
+
+	/* incoming + outgoing on target 1 */
+	assert_int_equal(reg_account_bind(1, "alice", false, err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(1, "alice", false, err, sizeof(err)), -EEXIST);
+	assert_int_equal(reg_account_bind(1, "carol", false, err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(1, "bob", true, err, sizeof(err)), 0);
+	/* tgt: one outgoing account per target */
+	assert_int_equal(reg_account_bind(1, "dave", true, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "bob"));
+	assert_int_equal(reg_account_bind(1, "bob", true, err, sizeof(err)), -EEXIST);
+	/* RFC 7143 9.2.1: one secret, one direction, on any target */
+	assert_int_equal(reg_account_bind(2, "alice", true, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "9.2.1"));
+	assert_int_equal(reg_account_bind(2, "bob", false, err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_bind(1, "bob", false, err, sizeof(err)), -EINVAL);
+	/* discovery (tid 0) */
+	assert_int_equal(reg_account_bind(0, "carol", false, err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(0, "dave", true, err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(2, "dave", false, err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_account_bind(2, "dave", true, err, sizeof(err)), 0);
+
+	assert_true(reg_chap_required(t1));
+	assert_false(reg_chap_required(t2));     /* outgoing only */
+	assert_true(reg_chap_required(NULL));
+	assert_int_equal(reg_chap_incoming_secret(t1, "carol", sec, sizeof(sec)), 0);
+	assert_string_equal(sec, "carol-secret-1");
+	assert_int_equal(reg_chap_incoming_secret(t1, "alice", sec, 10), -ENOSPC);
+	assert_int_equal(reg_chap_incoming_secret(t1, "alice", sec, sizeof(sec)), 0);
+	assert_int_equal(strlen(sec), 255);
+	assert_int_equal(reg_chap_incoming_secret(t1, "bob", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_incoming_secret(t1, "dave", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_incoming_secret(t1, NULL, sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_incoming_secret(t2, "carol", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_incoming_secret(NULL, "carol", sec, sizeof(sec)), 0);
+	assert_int_equal(reg_chap_incoming_secret(NULL, "alice", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_outgoing(t1, user, sizeof(user), sec, sizeof(sec)), 0);
+	assert_string_equal(user, "bob");
+	assert_string_equal(sec, "short");
+	assert_int_equal(reg_chap_outgoing(t1, user, 2, sec, sizeof(sec)), -ENOSPC);
+	assert_int_equal(reg_chap_outgoing(NULL, user, sizeof(user), sec, sizeof(sec)), 0);
+	assert_string_equal(user, "dave");
+	assert_string_equal(sec, "dave-secret-12");
+
+	/* show: names only, never a secret */
+	char *out = capture_targets(1, false);
+	assert_non_null(strstr(out, "    Account information:\n        alice\n        carol\n"
+				"        bob (outgoing)\n    ACL information:\n"));
+	assert_null(strstr(out, "secret"));
+	free(out);
+	out = capture_targets(1, true);
+	assert_non_null(strstr(out, "\"accounts\": [{\"user\": \"alice\", \"outgoing\": false}, "
+				"{\"user\": \"carol\", \"outgoing\": false}, "
+				"{\"user\": \"bob\", \"outgoing\": true}]"));
+	assert_null(strstr(out, "secret"));
+	free(out);
+	out = capture_accounts(false);
+	assert_string_equal(out, "Account list:\n    alice\n    bob\n    carol\n    dave\n"
+			    "Discovery account information:\n    carol\n    dave (outgoing)\n");
+	free(out);
+	out = capture_accounts(true);
+	assert_string_equal(out, "{\"accounts\": [\"alice\", \"bob\", \"carol\", \"dave\"], "
+			    "\"discovery\": [{\"user\": \"carol\", \"outgoing\": false}, "
+			    "{\"user\": \"dave\", \"outgoing\": true}]}\n");
+	free(out);
+
+	/* unbind */
+	assert_int_equal(reg_account_unbind(1, "bob", false, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_account_unbind(1, "alice", true, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_account_unbind(7, "alice", false, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_account_unbind(1, "bob", true, err, sizeof(err)), 0);
+	assert_int_equal(reg_chap_outgoing(t1, user, sizeof(user), sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_account_bind(1, "dave", true, err, sizeof(err)), 0);  /* slot free */
+
+	/* delete cascades: unbound from every target and from discovery */
+	assert_int_equal(reg_account_delete("carol", err, sizeof(err)), 0);
+	assert_int_equal(reg_account_delete("carol", err, sizeof(err)), -ENOENT);
+	assert_false(reg_chap_required(NULL));
+	assert_int_equal(reg_chap_incoming_secret(t1, "carol", sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_account_delete("dave", err, sizeof(err)), 0);
+	assert_int_equal(reg_chap_outgoing(t1, user, sizeof(user), sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_outgoing(t2, user, sizeof(user), sec, sizeof(sec)), -ENOENT);
+	assert_int_equal(reg_chap_outgoing(NULL, user, sizeof(user), sec, sizeof(sec)), -ENOENT);
+	assert_true(reg_chap_required(t1));     /* alice remains */
+	out = capture_targets(1, false);
+	assert_non_null(strstr(out, "    Account information:\n        alice\n    ACL information:\n"));
+	free(out);
+	/* a re-created account of the same name is not bound anywhere */
+	assert_int_equal(reg_account_new("carol", "carol-secret-2", err, sizeof(err)), 0);
+	assert_int_equal(reg_chap_incoming_secret(t1, "carol", sec, sizeof(sec)), -ENOENT);
+	/* the registry sees the current secret at every login */
+	assert_int_equal(reg_account_delete("alice", err, sizeof(err)), 0);
+	assert_int_equal(reg_account_new("alice", "new-alice-secret", err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(1, "alice", false, err, sizeof(err)), 0);
+	assert_int_equal(reg_chap_incoming_secret(t1, "alice", sec, sizeof(sec)), 0);
+	assert_string_equal(sec, "new-alice-secret");
+
+	/* deleting a target with bindings (ASan checks the bindings go too) */
+	reg_target_put(t1);
+	reg_target_put(t2);
+	assert_int_equal(reg_target_delete(1, false, err, sizeof(err)), 0);
+	assert_int_equal(reg_account_bind(1, "alice", false, err, sizeof(err)), -ENOENT);
+}
+
+/* ---- online resize ---- */
+
+static void test_lun_resize(void **state)
+{
+	char err[256], path[] = "/tmp/rsunit-XXXXXX";
+	struct stat st;
+	int fd;
+	(void)state;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8 << 20), 0);
+	close(fd);
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(add_lun(1, 1, path), 0);
+	struct reg_lun_spec nspec = { .lun = 2, .bstype = "null", .bs = { .size = 4 << 20 } };
+	assert_int_equal(reg_lun_new(1, &nspec, err, sizeof(err)), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	uint64_t n1 = reg_new_nexus_id(), n2 = reg_new_nexus_id();
+	struct reg_session_info si = { .nexus_id = n1, .kill = kill_hook };
+	strcpy(si.initiator, "iqn.2026-11.test:init1");
+	assert_int_equal(reg_session_add(t, &si), 0);
+	si.nexus_id = n2;
+	assert_int_equal(reg_session_add(t, &si), 0);
+	struct scsi_lu *lu = reg_target_lun_get(t, 1);
+	assert_true(atomic_load(&lu->nr_blocks) == (8 << 20) / 512);
+
+	/* grow: file extended, capacity updated, 2A/09 to every nexus */
+	nuas = 0;
+	assert_int_equal(reg_lun_resize(1, 1, 16 << 20, false, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 16 << 20);
+	assert_true(atomic_load(&lu->nr_blocks) == (16 << 20) / 512);
+	assert_int_equal(nuas, 2);
+	assert_int_equal(has_ua(1, n1, 0x2a, 0x09), 1);
+	assert_int_equal(has_ua(1, n2, 0x2a, 0x09), 1);
+	/* same size: nothing happens */
+	nuas = 0;
+	assert_int_equal(reg_lun_resize(1, 1, 16 << 20, false, err, sizeof(err)), 0);
+	assert_int_equal(nuas, 0);
+	/* shrink only with force */
+	assert_int_equal(reg_lun_resize(1, 1, 4 << 20, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--force"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 16 << 20);
+	assert_int_equal(reg_lun_resize(1, 1, 4 << 20, true, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 4 << 20);
+	assert_true(atomic_load(&lu->nr_blocks) == (4 << 20) / 512);
+	assert_int_equal(has_ua(1, n1, 0x2a, 0x09), 1);
+	/* bad sizes, unknown LUN/target */
+	assert_int_equal(reg_lun_resize(1, 1, 0, false, err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_lun_resize(1, 1, (8 << 20) + 100, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "block size"));
+	assert_int_equal(reg_lun_resize(1, 1, UINT64_MAX - 511, false, err, sizeof(err)), -EINVAL);
+	assert_int_equal(reg_lun_resize(1, 9, 8 << 20, false, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_lun_resize(9, 1, 8 << 20, false, err, sizeof(err)), -ENOENT);
+	/* block devices: refresh only */
+	lu->bs->is_blockdev = true;
+	assert_int_equal(reg_lun_resize(1, 1, 8 << 20, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "refresh"));
+	lu->bs->is_blockdev = false;
+	/* read-only LUNs are not resized */
+	lu->readonly = true;
+	assert_int_equal(reg_lun_resize(1, 1, 8 << 20, false, err, sizeof(err)), -EROFS);
+	lu->readonly = false;
+	scsi_lu_put(lu);
+
+	/* null LUN: just a number */
+	lu = reg_target_lun_get(t, 2);
+	nuas = 0;
+	assert_int_equal(reg_lun_resize(1, 2, 1ull << 40, false, err, sizeof(err)), 0);
+	assert_true(atomic_load(&lu->nr_blocks) == (1ull << 40) / 512);
+	assert_int_equal(has_ua(2, n1, 0x2a, 0x09), 1);
+	assert_int_equal(has_ua(2, n2, 0x2a, 0x09), 1);
+	assert_int_equal(has_ua(1, n1, 0x2a, 0x09), 0);
+	scsi_lu_put(lu);
+
+	/* a LUN whose backing store is not a file (fd -1 in the fakes) */
+	assert_int_equal(add_lun(1, 3, "/fake.img"), 0);
+	assert_int_equal(reg_lun_resize(1, 3, 8 << 20, false, err, sizeof(err)), -EINVAL);
+
+	reg_session_del(t, n1);
+	reg_session_del(t, n2);
+	reg_target_put(t);
+	unlink(path);
+}
+
+/* ---- sessions: conn layout, delete ---- */
+
+static void test_session_show_delete(void **state)
+{
+	char err[256], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", err, sizeof(err)), 0);
+	assert_int_equal(reg_target_new(2, "iqn.2026-11.io.ringstor:b", err, sizeof(err)), 0);
+	struct iscsi_target *t = reg_target_get("iqn.2026-11.io.ringstor:a");
+	struct reg_session_info si = { .nexus_id = 7, .tsih = 3, .kill = kill_hook };
+	strcpy(si.initiator, "iqn.2026-11.test:init1");
+	strcpy(si.peer_addr, "127.0.0.1:40000");
+	strcpy(si.params, "MaxRecvDataSegmentLength=262144\n");
+	assert_int_equal(reg_session_add(t, &si), 0);
+	si.nexus_id = 8;
+	si.kill = NULL;
+	strcpy(si.peer_addr, "[::1]:40001");
+	assert_int_equal(reg_session_add(t, &si), 0);
+
+	f = open_memstream(&buf, &len);
+	assert_int_equal(reg_show_sessions(f, 1, 0, false, false), 0);
+	fclose(f);
+	assert_string_equal(buf, "Session: 7\n    Connection: 0\n        Initiator: iqn.2026-11.test:init1\n"
+			    "        IP Address: 127.0.0.1\n"
+			    "Session: 8\n    Connection: 0\n        Initiator: iqn.2026-11.test:init1\n"
+			    "        IP Address: ::1\n");
+	free(buf);
+
+	assert_int_equal(reg_session_delete(2, 7, -1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_session_delete(9, 7, -1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_session_delete(1, 99, -1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(reg_session_delete(1, 7, 1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(kills, 0);
+	assert_int_equal(reg_session_delete(1, 7, 0, err, sizeof(err)), 0);
+	assert_int_equal(kills, 1);
+	assert_int_equal(reg_session_delete(1, 7, -1, err, sizeof(err)), 0);
+	assert_int_equal(kills, 2);
+	assert_int_equal(reg_session_delete(1, 8, -1, err, sizeof(err)), -EOPNOTSUPP);
+
+	/* through control_execute */
+	struct ctl_request r;
+	char msg[CTL_MSG_MAX];
+	buf = NULL;
+	ctl_request_init(&r);
+	r.mode = CTL_MODE_SESSION;
+	r.op = CTL_OP_DELETE;
+	f = open_memstream(&buf, &len);
+	assert_int_equal(control_execute(&r, f, msg, sizeof(msg)), EINVAL);   /* no tid */
+	r.has_tid = true;
+	r.tid = 1;
+	assert_int_equal(control_execute(&r, f, msg, sizeof(msg)), EINVAL);   /* no sid */
+	assert_non_null(strstr(msg, "--sid"));
+	r.has_sid = true;
+	r.sid = 7;
+	r.mode = CTL_MODE_CONN;
+	r.has_cid = true;
+	r.cid = 0;
+	assert_int_equal(control_execute(&r, f, msg, sizeof(msg)), 0);
+	assert_int_equal(kills, 3);
+	r.cid = 2;
+	assert_int_equal(control_execute(&r, f, msg, sizeof(msg)), ENOENT);
+	r.op = CTL_OP_UPDATE;
+	assert_int_equal(control_execute(&r, f, msg, sizeof(msg)), EINVAL);
+	fclose(f);
+	free(buf);
+
+	reg_session_del(t, 7);
+	reg_session_del(t, 8);
+	reg_target_put(t);
+}
+
+/* ---- control_execute: accounts, resize, dump ---- */
+
+static void test_control_accounts_dump(void **state)
+{
+	struct ctl_request r;
+	char msg[CTL_MSG_MAX], *body = NULL;
+	(void)state;
+
+	assert_int_equal(reg_target_new(1, "iqn.2026-11.io.ringstor:a", msg, sizeof(msg)), 0);
+	ctl_request_init(&r);
+	r.mode = CTL_MODE_ACCOUNT;
+	r.op = CTL_OP_NEW;
+	strcpy(r.user, "alice");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);     /* no password */
+	free(body);
+	strcpy(r.password, "pw");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(msg, "warning:"));
+	assert_null(strstr(msg, "pw "));
+	free(body);
+	strcpy(r.user, "bob");
+	strcpy(r.password, "bob's \"secret\" \\ 1");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_string_equal(msg, "ok");
+	free(body);
+
+	r.op = CTL_OP_BIND;
+	r.password[0] = '\0';
+	assert_int_equal(exec(&r, &body, msg), 0);          /* no tid: discovery */
+	free(body);
+	assert_true(reg_chap_required(NULL));
+	r.has_tid = true;
+	r.tid = 1;
+	r.outgoing = true;
+	strcpy(r.user, "alice");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	r.outgoing = false;
+	strcpy(r.user, "bob");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	r.tid = 5;
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	r.op = CTL_OP_UPDATE;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	r.op = CTL_OP_SHOW;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_string_equal(body, "Account list:\n    alice\n    bob\n"
+			    "Discovery account information:\n    bob\n");
+	free(body);
+
+	/* LUN update size= through control_execute */
+	ctl_request_init(&r);
+	r.mode = CTL_MODE_LU;
+	r.op = CTL_OP_NEW;
+	r.has_tid = true;
+	r.tid = 1;
+	r.has_lun = true;
+	r.lun = 3;
+	strcpy(r.bstype, "null");
+	strcpy(r.params, "size=1M");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	r.op = CTL_OP_UPDATE;
+	strcpy(r.params, "size=2M");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	strcpy(r.params, "size=1M");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--force"));
+	free(body);
+	r.force = true;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	strcpy(r.params, "size=2M,refresh");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.params, "readonly=1,size=2M");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.params, "size=banana");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	/* dump in any mode; with the secrets, properly escaped */
+	r.op = CTL_OP_DUMP;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(body, "PRIVILEGED"));
+	assert_non_null(strstr(body, "{ user = \"bob\"; password = \"bob's \\\"secret\\\" \\\\ 1\"; }"));
+	assert_non_null(strstr(body, "discovery = {\n    incoming_users = [ \"bob\" ];\n};"));
+	assert_non_null(strstr(body, "        incoming_users = [ \"bob\" ];\n"
+				"        outgoing_user = \"alice\";\n"));
+	assert_non_null(strstr(body, "{ lun = 3; type = \"null\"; size = \"1048576\"; block_size = 512;"));
+	free(body);
+}
+
 static void test_concurrent_lun_churn(void **state)
 {
 	char err[256];
@@ -793,6 +1239,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_show_json_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_execute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_lun_churn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lun_resize, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_show_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_accounts_dump, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

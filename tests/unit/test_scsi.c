@@ -11,10 +11,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "core/reactor.h"
 #include "target/scsi.h"
+#include "target/scsi_internal.h"
 
 static struct reactor R;
 static char tmpdir[64];
@@ -145,7 +149,7 @@ static int setup(void **state)
 {
 	struct bstore_params np = { .block_size = 512, .size = 1 << 20 };
 	struct bstore_params fp = { .block_size = 4096, .size = 4 << 20, .create = true };
-	struct scsi_lu_params lp = { .naa_seed = "iqn.2024-01.test:tgt/0" };
+	struct scsi_lu_params lp = { .naa_seed = "iqn.2024-01.test:tgt/0", .thin_provisioning = true };
 	struct bstore *bs;
 	char path[128];
 	(void)state;
@@ -434,8 +438,8 @@ static void test_inquiry_vpd(void **state)
 	(void)state;
 
 	get_vpd(&cmd, flu, 0x00);
-	assert_int_equal(cmd.data_in_len, 10);
-	assert_memory_equal(&cmd.data_in[4], "\x00\x80\x83\xb0\xb1\xb2", 6);
+	assert_int_equal(cmd.data_in_len, 11);
+	assert_memory_equal(&cmd.data_in[4], "\x00\x80\x83\x8f\xb0\xb1\xb2", 7);
 	scsi_cmd_release(&cmd);
 
 	get_vpd(&cmd, flu, 0x80);
@@ -483,7 +487,12 @@ static void test_inquiry_vpd(void **state)
 	assert_int_equal(cmd.data_in_len, 64);
 	assert_int_equal(be16(&cmd.data_in[6]), 1);            /* granularity, 4k blocks */
 	assert_int_equal(be32(&cmd.data_in[8]), (8u << 20) / 4096);
-	assert_int_equal(cmd.data_in[4], 0x01);                 /* WSNZ */
+	assert_int_equal(cmd.data_in[4], 0x00);                 /* WSNZ=0 */
+	assert_int_equal(cmd.data_in[5], 255);                  /* MAX COMPARE AND WRITE LENGTH */
+	assert_int_equal(be32(&cmd.data_in[16]), (8u << 20) / 4096); /* MAX PREFETCH LENGTH */
+	assert_int_equal(be32(&cmd.data_in[44]), (1u << 20) / 4096); /* MAX ATOMIC TRANSFER LENGTH */
+	assert_int_equal(be32(&cmd.data_in[48]), 0);            /* ATOMIC ALIGNMENT */
+	assert_int_equal(be32(&cmd.data_in[52]), 0);            /* ATOMIC GRANULARITY */
 	assert_int_equal(be32(&cmd.data_in[20]), 0x100000);     /* MAX UNMAP LBA COUNT */
 	assert_int_equal(be32(&cmd.data_in[24]), 256);          /* MAX UNMAP DESCRIPTORS */
 	assert_int_equal(be32(&cmd.data_in[28]), 1);            /* OPTIMAL UNMAP GRANULARITY */
@@ -1231,9 +1240,9 @@ static void test_report_supported_opcodes(void **state)
 			assert_int_equal(be16(d + 6), 16);
 		}
 		if (d[0] == 0x9e) {
-			saw_rc16 = true;
 			assert_int_equal(d[5] & 0x01, 1);
-			assert_int_equal(be16(d + 2), 0x10);
+			assert_true(be16(d + 2) == 0x10 || be16(d + 2) == 0x12);
+			saw_rc16 |= be16(d + 2) == 0x10;
 		}
 	}
 	assert_true(saw_read16 && saw_rc16);
@@ -1565,14 +1574,31 @@ static void test_write_same(void **state)
 	assert_int_equal(cmd.bio.opcode, BIO_FLUSH);
 	atomic_store(&flu->write_cache, true);
 
-	/* invalid: 0 blocks (WSNZ), wrong Data-Out size, ANCHOR, WRPROTECT, range */
+	/* WSNZ=0: 0 blocks means up to the last LBA (SBC-3 5.42) */
 	cdb[1] = 0;
+	wbe64(&cdb[2], FILE_BLOCKS - 24);
 	wbe32(&cdb[10], 0);
 	cmd_init(&cmd, flu, cdb, 16);
 	cmd.data_out = blk;
 	cmd.data_out_len = 4096;
 	run(&cmd);
-	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	assert_good(&cmd);
+	expect_file(FILE_BLOCKS - 24, 24, 0xff);
+	wbe64(&cdb[2], FILE_BLOCKS);            /* ... but from a valid LBA */
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	wbe64(&cdb[2], 0);                      /* ... and within MAXIMUM WRITE SAME LENGTH */
+	cmd_init(&cmd, nlu, cdb, 16);
+	cmd.data_out = blk;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_good(&cmd);                      /* 2048 blocks: fine */
+	wbe64(&cdb[2], 330);
+
+	/* invalid: wrong Data-Out size, ANCHOR, WRPROTECT, range */
 	wbe32(&cdb[10], 1);
 	cmd_init(&cmd, flu, cdb, 16);
 	cmd.data_out = blk;
@@ -1610,6 +1636,759 @@ static void test_write_same(void **state)
 	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Issue 3: atomic commands, provisioning, ALUA                              */
+/* ------------------------------------------------------------------------ */
+
+static void caw_cdb(uint8_t *cdb, uint64_t lba, uint8_t n, uint8_t b1)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = 0x89;
+	cdb[1] = b1;
+	wbe64(&cdb[2], lba);
+	cdb[13] = n;
+}
+
+static void test_compare_and_write(void **state)
+{
+	uint8_t cdb[16], *buf = malloc(2 * 2 * 4096);
+	struct scsi_cmd cmd;
+	(void)state;
+
+	assert_non_null(buf);
+	fill_file(10, 2, 'A');
+
+	/* match: the write half lands */
+	memset(buf, 'A', 4096);
+	memset(buf + 4096, 'B', 4096);
+	caw_cdb(cdb, 10, 1, 0x08);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 2 * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.xfer_len, 2 * 4096);
+	assert_true(cmd.xfer_is_write);
+	scsi_cmd_release(&cmd);
+	expect_file(10, 1, 'B');
+	expect_file(11, 1, 'A');
+
+	/* miscompare: INFORMATION = offset of the first differing byte, medium unchanged */
+	memset(buf, 'B', 4096);
+	memset(buf + 4096, 'A', 4096);
+	memset(buf + 4096 + 4096, 'C', 2 * 4096);
+	memcpy(buf + 4096, buf, 0);
+	{
+		uint8_t *two = malloc(4 * 4096);
+		assert_non_null(two);
+		memset(two, 'B', 4096);
+		memset(two + 4096, 'A', 4096);
+		two[4096 + 777] = 'X';
+		memset(two + 2 * 4096, 'Z', 2 * 4096);
+		caw_cdb(cdb, 10, 2, 0);
+		cmd_init(&cmd, flu, cdb, 16);
+		cmd.data_out = two;
+		cmd.data_out_len = cmd.expected_len = 4 * 4096;
+		run(&cmd);
+		assert_sense(&cmd, SK_MISCOMPARE, 0x1d, 0x00);
+		assert_int_equal(cmd.sense[0] & 0x80, 0x80);     /* VALID */
+		assert_int_equal(be32(&cmd.sense[3]), 4096 + 777);
+		scsi_cmd_release(&cmd);
+		free(two);
+	}
+	expect_file(10, 1, 'B');
+	expect_file(11, 1, 'A');
+
+	/* 0 blocks, no data: nothing happens */
+	caw_cdb(cdb, 10, 0, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	run(&cmd);
+	assert_good(&cmd);
+	/* 0 blocks with data (a 256-block request wrapped): invalid */
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 2 * 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	/* Data-Out not 2 x blocks */
+	caw_cdb(cdb, 10, 1, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 4 * 4096;
+	run(&cmd);
+	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 4096;
+	run(&cmd);
+	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	expect_file(10, 1, 'B');
+	/* beyond the end, WRPROTECT, read-only */
+	caw_cdb(cdb, FILE_BLOCKS - 1, 2, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 4 * 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	caw_cdb(cdb, 10, 1, 0x20);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 2 * 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	caw_cdb(cdb, 0, 1, 0);
+	cmd_init(&cmd, rolu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 2 * 512;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	free(buf);
+}
+
+static void test_orwrite_and_atomic(void **state)
+{
+	uint8_t cdb[16], buf[3 * 4096];
+	struct scsi_cmd cmd;
+	(void)state;
+
+	fill_file(20, 3, 0x00);
+	memset(buf, 0xa5, sizeof(buf));
+	rw_cdb(cdb, 0x8b, 20, 3, 0);            /* ORWRITE(16) */
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = sizeof(buf);
+	run(&cmd);
+	assert_good(&cmd);
+	expect_file(20, 3, 0xa5);
+	memset(buf, 0x5a, sizeof(buf));
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = sizeof(buf);
+	run(&cmd);
+	assert_good(&cmd);
+	expect_file(20, 3, 0xff);
+	rw_cdb(cdb, 0x8b, FILE_BLOCKS - 1, 3, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = sizeof(buf);
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	rw_cdb(cdb, 0x8b, 20, 0, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	run(&cmd);
+	assert_good(&cmd);
+
+	/* WRITE ATOMIC(16): TRANSFER LENGTH in bytes 12-13 */
+	memset(cdb, 0, 16);
+	cdb[0] = 0x9c;
+	wbe64(&cdb[2], 20);
+	wbe16(&cdb[12], 2);
+	memset(buf, 0x11, sizeof(buf));
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = 2 * 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	expect_file(20, 2, 0x11);
+	expect_file(22, 1, 0xff);
+	wbe16(&cdb[12], (1u << 20) / 4096 + 1);    /* > MAXIMUM ATOMIC TRANSFER LENGTH */
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = 2 * 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	wbe16(&cdb[12], 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	run(&cmd);
+	assert_good(&cmd);
+	wbe64(&cdb[2], FILE_BLOCKS);
+	wbe16(&cdb[12], 1);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	wbe64(&cdb[2], 0);
+	cmd_init(&cmd, rolu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = 512;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+}
+
+static void test_prefetch_defects(void **state)
+{
+	uint8_t p10[10] = { 0x34, 0x02, 0, 0, 0, 5, 0, 0, 8, 0 };
+	uint8_t p16[16] = { 0x90, 0 };
+	uint8_t rdd10[10] = { 0x37, 0, 0x18 | 0x04, 0, 0, 0, 0, 0, 32, 0 };
+	uint8_t rdd12[12] = { 0xb7, 0x08 | 0x05, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, p10, 10);
+	assert_int_equal(cmd.status, SAM_STAT_GOOD);
+	wbe64(&p16[2], FILE_BLOCKS - 1);
+	wbe32(&p16[10], 2);
+	exec(&cmd, flu, p16, 16);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	wbe32(&p16[10], 1);
+	exec(&cmd, flu, p16, 16);
+	assert_good(&cmd);
+
+	exec(&cmd, flu, rdd10, 10);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 4);
+	assert_int_equal(cmd.data_in[1], 0x1c);
+	assert_int_equal(be16(&cmd.data_in[2]), 0);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, flu, rdd12, 12);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8);
+	assert_int_equal(cmd.data_in[1], 0x0d);
+	assert_int_equal(be32(&cmd.data_in[4]), 0);
+	scsi_cmd_release(&cmd);
+}
+
+static void get_lba_status(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t lba, uint32_t alloc)
+{
+	uint8_t cdb[16] = { 0x9e, 0x12 };
+	wbe64(&cdb[2], lba);
+	wbe32(&cdb[10], alloc);
+	exec(cmd, lu, cdb, 16);
+}
+
+static void test_get_lba_status(void **state)
+{
+	uint8_t unmap[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0 }, param[24] = { 0 };
+	struct scsi_cmd cmd;
+	struct scsi_lu *lu;
+	struct bstore *bs;
+	struct bstore_params np = { .block_size = 512, .size = 1 << 20 };
+	(void)state;
+
+	fill_file(40, 10, 0x77);
+	wbe16(&param[0], 22);
+	wbe16(&param[2], 16);
+	wbe64(&param[8], 42);
+	wbe32(&param[16], 3);
+	cmd_init(&cmd, flu, unmap, 10);
+	cmd.data_out = param;
+	cmd.data_out_len = 24;
+	run(&cmd);
+	assert_good(&cmd);
+
+	get_lba_status(&cmd, flu, 40, 4096);
+	assert_good(&cmd);
+	assert_true(cmd.data_in_len >= 8 + 3 * 16);
+	assert_int_equal(be32(cmd.data_in), cmd.data_in_len - 4);
+	assert_int_equal(be64(&cmd.data_in[8]), 40);
+	assert_int_equal(be32(&cmd.data_in[16]), 2);
+	assert_int_equal(cmd.data_in[20] & 0x0f, 0);            /* mapped */
+	assert_int_equal(be64(&cmd.data_in[24]), 42);
+	assert_int_equal(be32(&cmd.data_in[32]), 3);
+	assert_int_equal(cmd.data_in[36] & 0x0f, 1);            /* deallocated */
+	assert_int_equal(be64(&cmd.data_in[40]), 45);
+	assert_true(be32(&cmd.data_in[48]) >= 5);
+	assert_int_equal(cmd.data_in[52] & 0x0f, 0);
+	scsi_cmd_release(&cmd);
+	/* the first descriptor starts at the requested LBA, even mid-extent */
+	get_lba_status(&cmd, flu, 43, 24);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 24);
+	assert_int_equal(be64(&cmd.data_in[8]), 43);
+	assert_int_equal(be32(&cmd.data_in[16]), 2);
+	assert_int_equal(cmd.data_in[20] & 0x0f, 1);
+	scsi_cmd_release(&cmd);
+	get_lba_status(&cmd, flu, FILE_BLOCKS - 1, 24);
+	assert_good(&cmd);
+	assert_int_equal(be64(&cmd.data_in[8]), FILE_BLOCKS - 1);
+	assert_int_equal(be32(&cmd.data_in[16]), 1);
+	scsi_cmd_release(&cmd);
+	get_lba_status(&cmd, flu, FILE_BLOCKS, 24);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+
+	/* null store: mapped throughout */
+	get_lba_status(&cmd, nlu, 7, 24);
+	assert_good(&cmd);
+	assert_int_equal(be64(&cmd.data_in[8]), 7);
+	assert_int_equal(be32(&cmd.data_in[16]), NULL_BLOCKS - 7);
+	assert_int_equal(cmd.data_in[20], 0);
+	scsi_cmd_release(&cmd);
+
+	/* a fully provisioned LU: mapped, RC16 without LBPME, LBP page type 0 */
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	lu = scsi_lu_create(9, bs, NULL);
+	assert_non_null(lu);
+	assert_false(lu->thin);
+	get_lba_status(&cmd, lu, 0, 24);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[20], 0);
+	scsi_cmd_release(&cmd);
+	scsi_lu_put(lu);
+}
+
+static void test_software_write_protect(void **state)
+{
+	uint8_t ms[6] = { 0x1a, 0x08, 0x0a, 0, 255, 0 }, msel[6] = { 0x15, 0x10, 0, 0, 16, 0 };
+	uint8_t page[16], cdb[16], blk[4096] = { 0 };
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, ms, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[2] & 0x80, 0);
+	memset(page, 0, sizeof(page));
+	memcpy(page + 4, cmd.data_in + 4, 12);
+	scsi_cmd_release(&cmd);
+	ms[2] = 0x4a;                           /* changeable values: SWP */
+	exec(&cmd, flu, ms, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[4 + 4], 0x08);
+	scsi_cmd_release(&cmd);
+	ms[2] = 0x0a;
+
+	page[4 + 4] |= 0x08;
+	cmd_init(&cmd, flu, msel, 6);
+	cmd.data_out = page;
+	cmd.data_out_len = 16;
+	run(&cmd);
+	assert_good(&cmd);
+	exec(&cmd, flu, ms, 6);
+	assert_int_equal(cmd.data_in[2] & 0x80, 0x80);          /* WP */
+	assert_int_equal(cmd.data_in[4 + 4] & 0x08, 0x08);
+	scsi_cmd_release(&cmd);
+	rw_cdb(cdb, 0x2a, 0, 1, 0);
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	rw_cdb(cdb, 0x28, 0, 1, 0);
+	exec(&cmd, flu, cdb, 10);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	page[4 + 4] &= (uint8_t)~0x08;
+	cmd_init(&cmd, flu, msel, 6);
+	cmd.data_out = page;
+	cmd.data_out_len = 16;
+	run(&cmd);
+	assert_good(&cmd);
+	rw_cdb(cdb, 0x2a, 0, 1, 0);
+	cmd_init(&cmd, flu, cdb, 10);
+	cmd.data_out = blk;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+	/* the other nexus is told: MODE PARAMETERS CHANGED goes through the hook */
+}
+
+static int tpg_hook(const struct scsi_cmd *cmd, uint16_t *ids, int max)
+{
+	(void)cmd;
+	if (max >= 2) {
+		ids[0] = 1;
+		ids[1] = 2;
+	}
+	return 2;
+}
+
+/* Find a designator in VPD page 0x83 by (PIV/ASSOC/TYPE byte); NULL if absent. */
+static const uint8_t *find_desig(const uint8_t *page, uint32_t len, uint8_t b1)
+{
+	uint32_t off = 4;
+	while (off + 4 <= len) {
+		if (page[off + 1] == b1)
+			return page + off;
+		off += 4 + page[off + 3];
+	}
+	return NULL;
+}
+
+static void test_alua_multipath(void **state)
+{
+	struct scsi_nexus n2 = { .id = 7, .initiator_port = "iqn.z,i,0x7", .target_port_id = 2,
+				 .target_port = "iqn.2024-01.test:tgt,t,0x0002" };
+	uint8_t inq[6] = { 0x12, 0, 0, 0, 96, 0 }, vpd[6] = { 0x12, 1, 0x83, 0x01, 0, 0 };
+	uint8_t rtpg[12] = { 0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+	const uint8_t *d;
+	uint8_t naa_path1[16];
+	struct scsi_cmd cmd;
+	(void)state;
+
+	exec(&cmd, flu, inq, 6);
+	assert_int_equal(cmd.data_in[5] & 0x30, 0x10);          /* TPGS implicit */
+	assert_int_equal(cmd.data_in[5] & 0x08, 0x08);          /* 3PC */
+	scsi_cmd_release(&cmd);
+
+	exec(&cmd, flu, vpd, 6);
+	memcpy(naa_path1, &cmd.data_in[8], 16);
+	scsi_cmd_release(&cmd);
+
+	cmd_init(&cmd, flu, vpd, 6);
+	cmd.nexus = &n2;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_memory_equal(&cmd.data_in[8], naa_path1, 16);    /* same LU on every path */
+	d = find_desig(cmd.data_in, cmd.data_in_len, 0x94);     /* relative target port */
+	assert_non_null(d);
+	assert_int_equal(be16(d + 6), 2);
+	d = find_desig(cmd.data_in, cmd.data_in_len, 0x95);     /* target port group */
+	assert_non_null(d);
+	assert_int_equal(be16(d + 6), 2);
+	d = find_desig(cmd.data_in, cmd.data_in_len, 0x98);     /* SCSI name, target port */
+	assert_non_null(d);
+	assert_int_equal(d[0], 0x53);
+	assert_int_equal(d[3] % 4, 0);
+	assert_string_equal((const char *)d + 4, "iqn.2024-01.test:tgt,t,0x0002");
+	d = find_desig(cmd.data_in, cmd.data_in_len, 0xa8);     /* SCSI name, target device */
+	assert_non_null(d);
+	assert_string_equal((const char *)d + 4, "iqn.2024-01.test:tgt");
+	scsi_cmd_release(&cmd);
+
+	/* REPORT TARGET PORT GROUPS: own group only without the hook */
+	cmd_init(&cmd, flu, rtpg, 12);
+	cmd.nexus = &n2;
+	run(&cmd);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 16);
+	assert_int_equal(be32(cmd.data_in), 12);
+	assert_int_equal(cmd.data_in[4] & 0x0f, 0);             /* active/optimized */
+	assert_int_equal(be16(&cmd.data_in[6]), 2);
+	assert_int_equal(cmd.data_in[11], 1);
+	assert_int_equal(be16(&cmd.data_in[14]), 2);
+	scsi_cmd_release(&cmd);
+	scsi_tpg_list_hook = tpg_hook;
+	rtpg[1] = 0x2a;                                         /* extended header */
+	exec(&cmd, flu, rtpg, 12);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in_len, 8 + 24);
+	assert_int_equal(be32(cmd.data_in), 4 + 24);
+	assert_int_equal(cmd.data_in[4], 0x10);
+	assert_int_equal(be16(&cmd.data_in[8 + 2]), 1);
+	assert_int_equal(be16(&cmd.data_in[8 + 12 + 2]), 2);
+	assert_int_equal(be16(&cmd.data_in[8 + 12 + 10]), 2);
+	scsi_cmd_release(&cmd);
+	rtpg[1] = 0x4a;                                         /* format 010b: reserved */
+	exec(&cmd, flu, rtpg, 12);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_tpg_list_hook = NULL;
+
+	/* Third-party Copy VPD page: descriptors add up to the page length */
+	get_vpd(&cmd, flu, 0x8f);
+	{
+		uint32_t off = 4, len = cmd.data_in_len;
+		int seen = 0;
+		while (off < len) {
+			assert_true(off + 4 <= len);
+			assert_int_equal(be16(&cmd.data_in[off + 2]) % 4, 0);
+			off += 4 + be16(&cmd.data_in[off + 2]);
+			seen++;
+		}
+		assert_int_equal(off, len);
+		assert_true(seen >= 3);
+	}
+	scsi_cmd_release(&cmd);
+
+	/* scsi_lu_lookup_naa finds live LUs only */
+	{
+		struct scsi_lu *lu = scsi_lu_lookup_naa(flu->naa);
+		uint8_t bogus[16] = { 0x60 };
+		assert_ptr_equal(lu, flu);
+		scsi_lu_put(lu);
+		assert_null(scsi_lu_lookup_naa(bogus));
+	}
+}
+
+/* --- range lock ----------------------------------------------------------- */
+
+static int resumed;
+static void count_resume(struct scsi_cmd *cmd)
+{
+	(void)cmd;
+	resumed++;
+}
+
+/* Run R for a short while.  (Stopping from a completion, not from a posted
+ * task: the reactor does not re-arm its wakeup when stopped from there.) */
+static struct rs_op stop_op;
+static struct __kernel_timespec stop_ts = { 0, 20 * 1000 * 1000 };
+static void stop_fn(struct rs_op *op, int res, uint32_t flags)
+{
+	(void)op;
+	(void)res;
+	(void)flags;
+	reactor_stop(&R);
+}
+
+static void run_until_resumed(int n)
+{
+	int rounds = 0;
+
+	while (resumed < n && rounds++ < 100) {
+		struct io_uring_sqe *sqe;
+
+		stop_op.fn = stop_fn;
+		sqe = reactor_sqe_op(&R, &stop_op);
+		io_uring_prep_timeout(sqe, &stop_ts, 0, 0);
+		R.stopping = false;
+		reactor_run(&R);
+	}
+}
+
+static void test_range_lock(void **state)
+{
+	struct scsi_cmd a, b, c, d;
+	(void)state;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
+	memset(&d, 0, sizeof(d));
+	a.r = b.r = c.r = d.r = &R;
+	resumed = 0;
+	assert_true(scsi_rl_acquire(&a, flu, 0, 8, SCSI_RL_EXCL, count_resume));
+	assert_false(scsi_rl_acquire(&b, flu, 4, 8, SCSI_RL_WRITE, count_resume));
+	assert_true(scsi_rl_acquire(&c, flu, 20, 4, SCSI_RL_READ, count_resume));
+	/* READ overlapping only the queued WRITE: shares with it, granted */
+	assert_true(scsi_rl_acquire(&d, flu, 9, 2, 1, count_resume));
+	scsi_rl_release(&d);
+	/* a READ that overlaps the EXCL waits */
+	assert_false(scsi_rl_acquire(&d, flu, 7, 1, 1, count_resume));
+	scsi_rl_release(&c);
+	assert_int_equal(resumed, 0);
+	scsi_rl_release(&a);
+	/* both waiters granted, resumed through reactor_post */
+	assert_true(b.rl.held);
+	assert_true(d.rl.held);
+	run_until_resumed(2);
+	assert_int_equal(resumed, 2);
+	/* EXCL behind a granted WRITE waits; FIFO: a later WRITE queues behind it */
+	assert_false(scsi_rl_acquire(&a, flu, 0, 100, 3, count_resume));
+	assert_false(scsi_rl_acquire(&c, flu, 50, 1, 2, count_resume));
+	scsi_rl_release(&b);
+	scsi_rl_release(&d);
+	assert_true(a.rl.held);
+	assert_false(c.rl.held);
+	scsi_rl_release(&a);
+	assert_true(c.rl.held);
+	scsi_rl_release(&c);
+	run_until_resumed(4);
+	assert_int_equal(resumed, 4);
+	assert_null(flu->rl.active);
+	assert_null(flu->rl.wait_head);
+}
+
+/* --- concurrency: several reactors -------------------------------------- */
+
+struct worker {
+	pthread_t th;
+	struct reactor r;
+	struct scsi_nexus nexus;
+	int id, iters;
+	atomic_bool done_flag;
+	int errors, miscompares, increments;
+	struct scsi_cmd cmd;
+	bool go_write;                  /* single WRITE job (blocked-by-CAW test) */
+	uint8_t buf[2 * 4096];
+};
+
+static void w_done(struct scsi_cmd *cmd)
+{
+	struct worker *w = container_of(cmd, struct worker, cmd);
+	atomic_store(&w->done_flag, true);
+	if (reactor_current() == &w->r)
+		reactor_stop(&w->r);
+}
+
+static void w_exec(struct worker *w)
+{
+	atomic_store(&w->done_flag, false);
+	w->cmd.r = &w->r;
+	w->cmd.done = w_done;
+	w->cmd.nexus = &w->nexus;
+	w->cmd.lu = flu;
+	w->cmd.lun = 1;
+	scsi_cmd_execute(&w->cmd);
+	while (!atomic_load(&w->done_flag)) {
+		w->r.stopping = false;
+		reactor_run(&w->r);
+	}
+}
+
+/* Each worker increments the 64-bit counter at the start of block 0 with
+ * READ + COMPARE AND WRITE, retrying on MISCOMPARE.  Lost updates would show
+ * as a final count below the number of successful COMPARE AND WRITEs. */
+static void *caw_worker(void *arg)
+{
+	struct worker *w = arg;
+	int i;
+
+	if (reactor_init(&w->r, w->id, 64) < 0) {
+		w->errors++;
+		return NULL;
+	}
+	for (i = 0; i < w->iters;) {
+		uint8_t cdb[16];
+		uint64_t v;
+
+		memset(&w->cmd, 0, sizeof(w->cmd));
+		w->cmd.cdb_len = (uint8_t)rw_cdb(w->cmd.cdb, 0x88, 0, 1, 0);
+		w_exec(w);
+		if (w->cmd.status != SAM_STAT_GOOD) {
+			w->errors++;
+			break;
+		}
+		memcpy(w->buf, w->cmd.data_in, 4096);
+		scsi_cmd_release(&w->cmd);
+		memcpy(&v, w->buf, 8);
+		memcpy(w->buf + 4096, w->buf, 4096);
+		v++;
+		memcpy(w->buf + 4096, &v, 8);
+
+		memset(&w->cmd, 0, sizeof(w->cmd));
+		caw_cdb(cdb, 0, 1, 0);
+		memcpy(w->cmd.cdb, cdb, 16);
+		w->cmd.cdb_len = 16;
+		w->cmd.data_out = w->buf;
+		w->cmd.data_out_len = w->cmd.expected_len = 2 * 4096;
+		w_exec(w);
+		if (w->cmd.status == SAM_STAT_GOOD) {
+			w->increments++;
+			i++;
+		} else if (w->cmd.status == SAM_STAT_CHECK_CONDITION &&
+			   (w->cmd.sense[2] & 0x0f) == SK_MISCOMPARE) {
+			w->miscompares++;
+		} else {
+			w->errors++;
+			scsi_cmd_release(&w->cmd);
+			break;
+		}
+		scsi_cmd_release(&w->cmd);
+
+		/* Plain writes to the neighbouring blocks, overlapping a
+		 * 2-block claim, keep the lock's shared path busy. */
+		memset(&w->cmd, 0, sizeof(w->cmd));
+		w->cmd.cdb_len = (uint8_t)rw_cdb(w->cmd.cdb, 0x8a, 1 + (uint64_t)w->id, 1, 0);
+		memset(w->buf, w->id, 4096);
+		w->cmd.data_out = w->buf;
+		w->cmd.data_out_len = 4096;
+		w_exec(w);
+		if (w->cmd.status != SAM_STAT_GOOD)
+			w->errors++;
+		scsi_cmd_release(&w->cmd);
+	}
+	reactor_fini(&w->r);
+	return NULL;
+}
+
+static void test_caw_concurrent(void **state)
+{
+	enum { NW = 4, ITERS = 150 };
+	static struct worker w[NW];
+	uint8_t zero[4096] = { 0 };
+	struct scsi_cmd cmd;
+	uint64_t v;
+	int i, total = 0, mis = 0;
+	uint8_t cdb[16];
+	(void)state;
+
+	rw_cdb(cdb, 0x8a, 0, 1, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = zero;
+	cmd.data_out_len = 4096;
+	run(&cmd);
+	assert_good(&cmd);
+
+	for (i = 0; i < NW; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].id = i + 1;
+		w[i].iters = ITERS;
+		w[i].nexus.id = 100 + (uint64_t)i;
+		w[i].nexus.target_port_id = 1;
+		assert_int_equal(pthread_create(&w[i].th, NULL, caw_worker, &w[i]), 0);
+	}
+	for (i = 0; i < NW; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+		total += w[i].increments;
+		mis += w[i].miscompares;
+	}
+	assert_int_equal(total, NW * ITERS);
+	rw_cdb(cdb, 0x88, 0, 1, 0);
+	exec(&cmd, flu, cdb, 16);
+	assert_good(&cmd);
+	memcpy(&v, cmd.data_in, 8);
+	scsi_cmd_release(&cmd);
+	assert_int_equal(v, (uint64_t)NW * ITERS);
+	print_message("caw_concurrent: %d increments, %d miscompares retried\n", total, mis);
+	assert_null(flu->rl.active);
+}
+
+static void *write_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	memset(&w->cmd, 0, sizeof(w->cmd));
+	w->cmd.cdb_len = (uint8_t)rw_cdb(w->cmd.cdb, 0x8a, 0, 1, 0);
+	memset(w->buf, 'W', 4096);
+	w->cmd.data_out = w->buf;
+	w->cmd.data_out_len = 4096;
+	w_exec(w);
+	if (w->cmd.status != SAM_STAT_GOOD)
+		w->errors++;
+	scsi_cmd_release(&w->cmd);
+	return NULL;
+}
+
+/* A WRITE from another reactor that overlaps an in-flight COMPARE AND WRITE
+ * waits for it: it lands after the CAW's write, never between its read and
+ * its write. */
+static void test_write_waits_for_caw(void **state)
+{
+	static struct worker w;
+	uint8_t cdb[16], *buf = malloc(2 * 4096);
+	struct scsi_cmd cmd;
+	struct timespec ts = { 0, 200 * 1000 * 1000 };
+	(void)state;
+
+	assert_non_null(buf);
+	fill_file(0, 1, 'A');
+	memset(buf, 'A', 4096);
+	memset(buf + 4096, 'C', 4096);
+	caw_cdb(cdb, 0, 1, 0);
+	cmd_init(&cmd, flu, cdb, 16);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = 2 * 4096;
+	cmd.r = &R;
+	cmd.done = on_done;
+	cmd.nexus = &nexus1;
+	done_calls = 0;
+	scsi_cmd_execute(&cmd);                 /* claims block 0, read queued on R */
+	assert_int_equal(done_calls, 0);
+	assert_true(cmd.rl.held);
+
+	memset(&w, 0, sizeof(w));
+	w.id = 9;
+	w.nexus.id = 99;
+	assert_int_equal(reactor_init(&w.r, 9, 64), 0);
+	assert_int_equal(pthread_create(&w.th, NULL, write_worker, &w), 0);
+	nanosleep(&ts, NULL);
+	assert_false(atomic_load(&w.done_flag));        /* blocked behind the CAW */
+	assert_non_null(flu->rl.wait_head);
+
+	R.stopping = false;
+	reactor_run(&R);                        /* the CAW completes, the WRITE resumes */
+	assert_int_equal(done_calls, 1);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	pthread_join(w.th, NULL);
+	assert_int_equal(w.errors, 0);
+	reactor_fini(&w.r);
+	expect_file(0, 1, 'W');
+	free(buf);
+}
 
 /* The dispatcher routes reservations to scsi_pr.c and enforces them. */
 static void test_reservation_dispatch(void **state)
@@ -1697,6 +2476,15 @@ int main(void)
 		cmocka_unit_test(test_not_thin),
 		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_write_same),
+		cmocka_unit_test(test_compare_and_write),
+		cmocka_unit_test(test_orwrite_and_atomic),
+		cmocka_unit_test(test_prefetch_defects),
+		cmocka_unit_test(test_get_lba_status),
+		cmocka_unit_test(test_software_write_protect),
+		cmocka_unit_test(test_alua_multipath),
+		cmocka_unit_test(test_range_lock),
+		cmocka_unit_test(test_caw_concurrent),
+		cmocka_unit_test(test_write_waits_for_caw),
 		cmocka_unit_test(test_reservation_dispatch),
 		cmocka_unit_test(test_refresh_capacity),
 	};
