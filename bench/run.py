@@ -404,8 +404,9 @@ class Bench:
         self.samples = {}           # (workload name, proto, server) -> list of dicts
         self.rss = []               # ringstord (iSCSI) RSS after each round, KiB
         self.build = os.environ.get("BUILD", "build")
-        self.rsbin = os.path.join(ROOT, self.build, "ringstord")
-        self.admbin = os.path.join(ROOT, self.build, "ringstoradm")
+        self.rsbin = os.environ.get("RINGSTORD") or os.path.join(ROOT, self.build, "ringstord")
+        self.admbin = os.environ.get("RINGSTORADM") or os.path.join(ROOT, self.build,
+                                                                     "ringstoradm")
         self.nfsmeta = os.path.join(ROOT, self.build, "bench", "nfsmeta")
         self.external_rpcbind = False
 
@@ -752,9 +753,20 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
                                        if v is not None else "FAILED"))
 
     # -- the whole run
+    def snapshot_binaries(self):
+        """Run copies, so that a rebuild during the run cannot swap the binary
+        under the benchmark (or make the second half measure other code)."""
+        for attr in ("rsbin", "admbin"):
+            path = getattr(self, attr)
+            if os.access(path, os.X_OK):
+                copy = os.path.join(self.work, os.path.basename(path))
+                shutil.copy2(path, copy)
+                setattr(self, attr, copy)
+
     def run(self):
         a = self.args
         ensure_packages(a.no_install)
+        self.snapshot_binaries()
         for tool in ("qemu-img",):
             if not shutil.which(tool):
                 self.note("%s is missing: qemu-img workloads will fail" % tool)

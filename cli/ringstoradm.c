@@ -6,6 +6,7 @@
  *   ringstoradm --lld iscsi --op bind --mode target --tid 1 -I ALL
  *   ringstoradm --lld iscsi --mode target --op show
  *   ringstoradm --lld iscsi --mode account --op new --user U --password -
+ *   ringstoradm --lld nfs --mode export --op new --path /srv/x --clients '*(ro)'
  * Arguments are checked here first (so typos fail fast with a clear message),
  * then sent as one request over the control socket (core/control_proto.h);
  * the daemon's answer body goes to stdout, errors to stderr as
@@ -38,9 +39,9 @@ static void usage(FILE *out)
 "Usage: ringstoradm [OPTION]...\n"
 "Administer ringstord (tgtadm-compatible options).\n"
 "\n"
-"  -L, --lld iscsi                    low level driver (only iscsi)\n"
-"  -m, --mode MODE                    target | logicalunit (lu) | system (sys) | conn | session |\n"
-"                                     account\n"
+"  -L, --lld iscsi|nfs                low level driver: iscsi (default) or nfs\n"
+"  -m, --mode MODE                    iscsi: target | logicalunit (lu) | system (sys) | conn |\n"
+"                                     session | account;  nfs: export | lock\n"
 "  -o, --op OP                        new | delete | show | bind | unbind | update | dump\n"
 "  -t, --tid TID                      target id (> 0; 0 = discovery for account bind/unbind)\n"
 "  -T, --targetname IQN               target name (iqn.YYYY-MM.domain:id, eui., naa.)\n"
@@ -68,6 +69,18 @@ static void usage(FILE *out)
 "  -V, --version                      print the version\n"
 "  -h, --help                         this text\n"
 "\n"
+"NFS exports (--lld nfs --mode export; exports(5) semantics, first matching client wins):\n"
+"      --path DIR                     the exported directory (new, update, delete)\n"
+"      --clients 'SPEC(opts) ...'     client list: *, host, *.domain, address, CIDR, each\n"
+"                                     with options rw|ro (default ro), sync|async,\n"
+"                                     root_squash|no_root_squash|all_squash, anonuid=,\n"
+"                                     anongid=, secure|insecure, fsid=N, sec=sys:none\n"
+"      --export 'DIR SPEC(opts) ...'  the same as one /etc/exports line (instead of\n"
+"                                     --path and --clients; quote or \\040 blanks in DIR)\n"
+"      --export-id N                  new: the export's fsid (persistent file handle id);\n"
+"                                     update/delete: select the export by id\n"
+"  --mode lock (NLM locks, show/delete) is not implemented yet.\n"
+"\n"
 "Examples:\n"
 "  ringstoradm --lld iscsi --op new --mode target --tid 1 -T iqn.2001-04.com.example:storage.disk1\n"
 "  ringstoradm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b /tmp/disk.img\n"
@@ -79,6 +92,12 @@ static void usage(FILE *out)
 "  ringstoradm --lld iscsi --op bind --mode account --tid 1 --user alice\n"
 "  ringstoradm --lld iscsi --op show --mode conn --tid 1\n"
 "  ringstoradm --lld iscsi --op delete --mode session --tid 1 --sid 3\n"
+"  ringstoradm --lld nfs --mode export --op new --path /srv/images \\\n"
+"              --clients '10.0.0.0/8(rw,no_root_squash) *(ro)'\n"
+"  ringstoradm --lld nfs --mode export --op new --export '/srv/iso *(ro,insecure)'\n"
+"  ringstoradm --lld nfs --mode export --op update --path /srv/iso --clients '*(rw)'\n"
+"  ringstoradm --lld nfs --mode export --op show [--json]\n"
+"  ringstoradm --lld nfs --mode export --op delete --path /srv/iso\n"
 "  ringstoradm --op dump > running.conf   (contains the CHAP passwords)\n"
 "  ringstoradm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1\n"
 "  ringstoradm --lld iscsi --op delete --mode target --tid 1\n");
@@ -249,6 +268,40 @@ static void validate(const struct ctl_request *r)
 		if (r->password[0] && r->op != CTL_OP_NEW)
 			die(EINVAL, "--password is only used by account new");
 		break;
+	case CTL_MODE_EXPORT:
+		switch (r->op) {
+		case CTL_OP_NEW:
+		case CTL_OP_UPDATE:
+			if (r->export_line[0] && (r->path[0] || r->clients[0]))
+				die(EINVAL, "export %s: give either --export 'DIR SPEC(opts)...' or "
+				    "--path with --clients", ctl_op_name(r->op));
+			if (!r->export_line[0] && !r->clients[0])
+				die(EINVAL, "export %s: --clients 'SPEC(opts) ...' (with --path) or "
+				    "--export 'DIR SPEC(opts) ...' is required", ctl_op_name(r->op));
+			if (!r->export_line[0] && !r->path[0] &&
+			    !(r->op == CTL_OP_UPDATE && r->has_export_id))
+				die(EINVAL, "export %s: --path is required", ctl_op_name(r->op));
+			break;
+		case CTL_OP_DELETE:
+			if (!r->path[0] && !r->has_export_id)
+				die(EINVAL, "export delete: --path or --export-id is required");
+			if (r->clients[0] || r->export_line[0])
+				die(EINVAL, "export delete: --clients/--export are not used");
+			break;
+		case CTL_OP_SHOW:
+			if (r->path[0] || r->has_export_id || r->clients[0] || r->export_line[0])
+				die(EINVAL, "export show lists every export (no --path/--export-id)");
+			break;
+		default:
+			die(EINVAL, "mode export: unsupported operation '%s' (new, delete, update, show)",
+			    ctl_op_name(r->op));
+		}
+		break;
+	case CTL_MODE_LOCK:
+		/* sent anyway: the daemon says what it supports */
+		if (r->op != CTL_OP_SHOW && r->op != CTL_OP_DELETE)
+			die(EINVAL, "mode lock: only --op show and --op delete are supported");
+		break;
 	default:
 		die(EINVAL, "unknown mode");
 	}
@@ -301,7 +354,8 @@ static int connect_daemon(const char *path)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_BSOFLAGS, OPT_BSOPTS, OPT_NAME, OPT_VALUE };
+	enum { OPT_JSON = 256, OPT_BSOFLAGS, OPT_BSOPTS, OPT_NAME, OPT_VALUE, OPT_PATH, OPT_CLIENTS,
+	       OPT_EXPORT, OPT_EXPORT_ID };
 	static const struct option opts[] = {
 		{ "lld", required_argument, NULL, 'L' },
 		{ "mode", required_argument, NULL, 'm' },
@@ -328,6 +382,10 @@ int main(int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ "password", required_argument, NULL, 'p' },
 		{ "outgoing", no_argument, NULL, 'O' },
+		{ "path", required_argument, NULL, OPT_PATH },
+		{ "clients", required_argument, NULL, OPT_CLIENTS },
+		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "export-id", required_argument, NULL, OPT_EXPORT_ID },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -335,7 +393,7 @@ int main(int argc, char **argv)
 	static struct ctl_request req;
 	static char reqbuf[CTL_REQ_MAX];
 	const char *sock = getenv("RINGSTOR_SOCKET");
-	bool password_stdin = false;
+	bool password_stdin = false, lld_nfs = false, lld_given = false;
 	int c, fd, len, code;
 
 	ctl_request_init(&req);
@@ -348,14 +406,34 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "L:m:o:t:s:c:T:l:b:E:y:I:Q:P:FC:f::u:p:OVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'L':
-			if (strcasecmp(optarg, "iscsi") != 0)
-				die(EINVAL, "--lld: driver '%s' is not supported (iscsi)", optarg);
+			if (!strcasecmp(optarg, "nfs"))
+				lld_nfs = true;
+			else if (!strcasecmp(optarg, "iscsi"))
+				lld_nfs = false;
+			else
+				die(EINVAL, "--lld: driver '%s' is not supported (iscsi, nfs)", optarg);
+			lld_given = true;
+			break;
+		case OPT_PATH:
+			if (optarg[0] != '/')
+				die(EINVAL, "--path: '%s' is not an absolute path", optarg);
+			copy_opt("--path", req.path, sizeof(req.path), optarg);
+			break;
+		case OPT_CLIENTS:
+			copy_opt("--clients", req.clients, sizeof(req.clients), optarg);
+			break;
+		case OPT_EXPORT:
+			copy_opt("--export", req.export_line, sizeof(req.export_line), optarg);
+			break;
+		case OPT_EXPORT_ID:
+			req.export_id = (uint32_t)parse_num("--export-id", optarg, 0, UINT32_MAX);
+			req.has_export_id = true;
 			break;
 		case 'm':
 			req.mode = ctl_mode_parse(optarg);
 			if (req.mode == CTL_MODE_NONE)
-				die(EINVAL, "--mode: unknown mode '%s' (target, logicalunit, system, conn, session, account)",
-				    optarg);
+				die(EINVAL, "--mode: unknown mode '%s' (target, logicalunit, system, conn, session, "
+				    "account; nfs: export, lock)", optarg);
 			break;
 		case 'o':
 			req.op = ctl_op_parse(optarg);
@@ -472,7 +550,21 @@ int main(int argc, char **argv)
 		req.has_tid = false;
 	}
 	if (req.mode == CTL_MODE_NONE)
-		die(EINVAL, "--mode is required (target, logicalunit, system, conn, session, account)");
+		die(EINVAL, "--mode is required (target, logicalunit, system, conn, session, account; "
+		    "nfs: export, lock)");
+	/* --lld picks the vocabulary: NFS modes under nfs, the others under
+	 * iscsi (system and dump cover both). */
+	if (lld_given && req.mode != CTL_MODE_SYS) {
+		bool nfs_mode = req.mode == CTL_MODE_EXPORT || req.mode == CTL_MODE_LOCK;
+		if (lld_nfs && !nfs_mode)
+			die(EINVAL, "--lld nfs: mode %s is an iscsi mode (nfs: export, lock)",
+			    ctl_mode_name(req.mode));
+		if (!lld_nfs && nfs_mode)
+			die(EINVAL, "mode %s needs --lld nfs", ctl_mode_name(req.mode));
+	}
+	if ((req.path[0] || req.clients[0] || req.export_line[0] || req.has_export_id) &&
+	    req.mode != CTL_MODE_EXPORT && req.op != CTL_OP_DUMP)
+		die(EINVAL, "--path, --clients, --export and --export-id belong to --lld nfs --mode export");
 	if (req.mode == CTL_MODE_ACCOUNT && req.op == CTL_OP_NEW && !req.password[0]) {
 		const char *env = getenv("RINGSTOR_PASSWORD");
 		if (password_stdin)

@@ -7,7 +7,6 @@
  * a misspelt "readonly" silently ignored would export a disk read-write.
  */
 #include "config.h"
-#include "config_ext.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,7 +24,6 @@
 
 #include "../core/acl.h"
 #include "../core/log.h"
-#include "../target/registry_admin.h"
 
 /* RFC 7143 13.12-13.14: MaxRecvDataSegmentLength, MaxBurstLength and
  * FirstBurstLength are 512..2^24-1; 13.17: MaxOutstandingR2T 1..65535. */
@@ -341,16 +339,7 @@ static int get_str_list(struct cctx *c, const config_setting_t *parent, const ch
 	return 1;
 }
 
-/* ---- settings beside struct rs_config (see config_ext.h) ---- */
-
-struct chap_side {
-	const struct rs_config *cfg;
-	struct rs_config_chap chap;
-	struct chap_side *next;
-};
-
-static pthread_mutex_t side_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct chap_side *sides;
+/* ---- CHAP accounts and bindings ---- */
 
 static void chap_bind_free(struct rs_config_chap_bind *b)
 {
@@ -358,84 +347,11 @@ static void chap_bind_free(struct rs_config_chap_bind *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static void side_drop(const struct rs_config *cfg)
+static const struct rs_config_account *chap_find(const struct rs_config *cfg, const char *user)
 {
-	struct chap_side *s = NULL, **pp;
-
-	pthread_mutex_lock(&side_lock);
-	for (pp = &sides; *pp; pp = &(*pp)->next) {
-		if ((*pp)->cfg == cfg) {
-			s = *pp;
-			*pp = s->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&side_lock);
-	if (!s)
-		return;
-	if (s->chap.accounts)
-		explicit_bzero(s->chap.accounts, sizeof(*s->chap.accounts) * (size_t)s->chap.naccounts);
-	free(s->chap.accounts);
-	chap_bind_free(&s->chap.discovery);
-	for (int i = 0; i < s->chap.ntargets; i++) {
-		chap_bind_free(&s->chap.targets[i]);
-		if (s->chap.lun_thin)
-			free(s->chap.lun_thin[i]);
-	}
-	free(s->chap.targets);
-	free(s->chap.lun_thin);
-	free(s);
-}
-
-/* The side record of cfg, created on demand (NULL only when out of memory). */
-static struct rs_config_chap *side_get(const struct rs_config *cfg)
-{
-	struct chap_side *s;
-
-	pthread_mutex_lock(&side_lock);
-	for (s = sides; s; s = s->next)
-		if (s->cfg == cfg)
-			break;
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (s) {
-			s->cfg = cfg;
-			s->next = sides;
-			sides = s;
-		}
-	}
-	pthread_mutex_unlock(&side_lock);
-	return s ? &s->chap : NULL;
-}
-
-const struct rs_config_chap *config_chap(const struct rs_config *cfg)
-{
-	static const struct rs_config_chap empty;
-	const struct chap_side *s;
-
-	pthread_mutex_lock(&side_lock);
-	for (s = sides; s; s = s->next)
-		if (s->cfg == cfg)
-			break;
-	pthread_mutex_unlock(&side_lock);
-	return s ? &s->chap : &empty;
-}
-
-bool config_lun_thin(const struct rs_config *cfg, int ti, int li)
-{
-	const struct rs_config_chap *ch = config_chap(cfg);
-
-	if (!ch->lun_thin || ti < 0 || ti >= ch->ntargets || ti >= cfg->ntargets || li < 0 ||
-	    li >= cfg->targets[ti].nluns || !ch->lun_thin[ti])
-		return false;
-	return ch->lun_thin[ti][li];
-}
-
-static const struct rs_config_account *chap_find(const struct rs_config_chap *ch, const char *user)
-{
-	for (int i = 0; i < ch->naccounts; i++)
-		if (strcmp(ch->accounts[i].user, user) == 0)
-			return &ch->accounts[i];
+	for (int i = 0; i < cfg->naccounts; i++)
+		if (strcmp(cfg->accounts[i].user, user) == 0)
+			return &cfg->accounts[i];
 	return NULL;
 }
 
@@ -444,7 +360,6 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 {
 	static const char *const keys[] = { "user", "password", NULL };
 	const config_setting_t *l = config_setting_get_member(root, "accounts");
-	struct rs_config_chap *ch;
 	char msg[256];
 	int n, ret;
 
@@ -452,16 +367,13 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 		return 0;
 	if (config_setting_type(l) != CONFIG_TYPE_LIST)
 		return cerr(c, l, "'accounts' must be a list ( { user = \"...\"; password = \"...\"; }, ... )");
-	ch = side_get(cfg);
-	if (!ch)
-		return cerr(c, l, "out of memory");
 	n = config_setting_length(l);
-	ch->accounts = calloc((size_t)(n ? n : 1), sizeof(*ch->accounts));
-	if (!ch->accounts)
+	cfg->accounts = calloc((size_t)(n ? n : 1), sizeof(*cfg->accounts));
+	if (!cfg->accounts)
 		return cerr(c, l, "out of memory");
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *a = config_setting_get_elem(l, (unsigned)i);
-		struct rs_config_account *acc = &ch->accounts[ch->naccounts];
+		struct rs_config_account *acc = &cfg->accounts[cfg->naccounts];
 		const struct rs_config_account *dup;
 
 		if (config_setting_type(a) != CONFIG_TYPE_GROUP)
@@ -476,7 +388,7 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 			return cerr(c, a, "account without 'user = \"...\";'");
 		if (reg_chap_user_check(acc->user, msg, sizeof(msg)) < 0)
 			return cerr(c, config_setting_get_member(a, "user"), "%s", msg);
-		dup = chap_find(ch, acc->user);
+		dup = chap_find(cfg, acc->user);
 		if (dup)
 			return cerr(c, config_setting_get_member(a, "user"),
 				    "duplicate account '%s' (first at line %d)", acc->user, dup->line);
@@ -496,9 +408,9 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 			log_warn("%s:%d: account '%s': %s", config_setting_source_file(pw) ?
 				 config_setting_source_file(pw) : c->name,
 				 (int)config_setting_source_line(pw), acc->user, w);
-			ch->nweak++;
+			cfg->nweak++;
 		}
-		ch->naccounts++;
+		cfg->naccounts++;
 	}
 	return 0;
 }
@@ -507,7 +419,6 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 static int load_chap_bind(struct cctx *c, const config_setting_t *grp, struct rs_config *cfg,
 			  struct rs_config_chap_bind *b, const char *what)
 {
-	const struct rs_config_chap *ch = config_chap(cfg);
 	const config_setting_t *l, *o;
 	int ret, n;
 
@@ -522,7 +433,7 @@ static int load_chap_bind(struct cctx *c, const config_setting_t *grp, struct rs
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
 			const char *u = config_setting_get_string(e);
-			if (!chap_find(ch, u))
+			if (!chap_find(cfg, u))
 				return cerr(c, e, "%s: incoming user '%s' is not in 'accounts'", what, u);
 			for (int j = 0; j < b->nin; j++)
 				if (strcmp(b->in[j], u) == 0)
@@ -534,7 +445,7 @@ static int load_chap_bind(struct cctx *c, const config_setting_t *grp, struct rs
 	ret = get_str(c, grp, "outgoing_user", b->out, sizeof(b->out));
 	if (ret < 0)
 		return -1;
-	if (ret && !chap_find(ch, b->out))
+	if (ret && !chap_find(cfg, b->out))
 		return cerr(c, o, "%s: outgoing user '%s' is not in 'accounts'", what, b->out);
 	return 0;
 }
@@ -543,7 +454,6 @@ static int load_chap_bind(struct cctx *c, const config_setting_t *grp, struct rs
 static int load_discovery(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
 {
 	static const char *const keys[] = { "incoming_users", "outgoing_user", NULL };
-	struct rs_config_chap *ch;
 	config_setting_t *g;
 	int ret;
 
@@ -552,31 +462,28 @@ static int load_discovery(struct cctx *c, const config_setting_t *root, struct r
 		return ret;
 	if (check_keys(c, g, "discovery", keys) < 0)
 		return -1;
-	ch = side_get(cfg);
-	if (!ch)
-		return cerr(c, g, "out of memory");
-	return load_chap_bind(c, g, cfg, &ch->discovery, "discovery");
+	return load_chap_bind(c, g, cfg, &cfg->discovery, "discovery");
 }
 
 /* RFC 7143 9.2.1: a secret that authenticates initiators must not also
  * authenticate targets.  An account is one secret: one direction only. */
 static int check_directions(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
 {
-	const struct rs_config_chap *ch = config_chap(cfg);
 	const config_setting_t *ts = config_setting_get_member(root, "targets");
-	int nb = ch->ntargets + 1;
+	int nb = cfg->ntargets + 1;
 
 	for (int i = 0; i < nb; i++) {
-		const struct rs_config_chap_bind *bo = i < ch->ntargets ? &ch->targets[i] : &ch->discovery;
+		const struct rs_config_chap_bind *bo =
+			i < cfg->ntargets ? &cfg->targets[i].chap : &cfg->discovery;
 		if (!bo->out[0])
 			continue;
 		for (int j = 0; j < nb; j++) {
 			const struct rs_config_chap_bind *bi =
-				j < ch->ntargets ? &ch->targets[j] : &ch->discovery;
+				j < cfg->ntargets ? &cfg->targets[j].chap : &cfg->discovery;
 			for (int k = 0; k < bi->nin; k++) {
 				if (strcmp(bi->in[k], bo->out) != 0)
 					continue;
-				const config_setting_t *at = i < ch->ntargets && ts ?
+				const config_setting_t *at = i < cfg->ntargets && ts ?
 					config_setting_get_elem(ts, (unsigned)i) :
 					config_setting_get_member(root, "discovery");
 				const config_setting_t *o = at ? config_setting_get_member(at, "outgoing_user") : NULL;
@@ -593,7 +500,9 @@ static int check_directions(struct cctx *c, const config_setting_t *root, struct
 
 static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
 {
-	static const char *const keys[] = { "threads", "control_socket", "log_level", NULL };
+	static const char *const keys[] = {
+		"threads", "control_socket", "log_level", "state_dir", NULL
+	};
 	config_setting_t *d;
 	int64_t v;
 	int ret;
@@ -616,7 +525,302 @@ static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_c
 		return cerr(c, config_setting_get_member(d, "log_level"),
 			    "unknown log_level '%s' (error, warning, notice, info, debug)",
 			    cfg->log_level);
+	ret = get_str(c, d, "state_dir", cfg->state_dir, sizeof(cfg->state_dir));
+	if (ret < 0)
+		return -1;
+	if (ret) {
+		/* Relative to what?  The daemon's working directory is not
+		 * something an admin should have to think about. */
+		const config_setting_t *s = config_setting_get_member(d, "state_dir");
+		if (cfg->state_dir[0] != '/')
+			return cerr(c, s, "'state_dir' must be an absolute path, not '%s'",
+				    cfg->state_dir);
+		for (const char *p = cfg->state_dir; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return cerr(c, s, "'state_dir' contains a control character");
+	}
 	return 0;
+}
+
+/* ---- nfs = { ... } ---- */
+
+/* What config_apply() last put in place, for --op dump and the control
+ * socket (which runs on its own thread: hence the lock). */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	bool applied;
+	bool enabled;
+	struct nfsgw_settings nfs;
+} running;
+
+
+int config_export_line(const char *path, const char *clients, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (!buf || !len || !path)
+		return -1;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		/* exports(5): blanks (and what would end or split the path
+		 * token) are written as \ooo, as exportfs does. */
+		if (*p <= ' ' || *p == 0x7f || strchr("\"\\#()", *p)) {
+			if (o + 4 >= len)
+				return -1;
+			snprintf(buf + o, len - o, "\\%03o", *p);
+			o += 4;
+		} else {
+			if (o + 1 >= len)
+				return -1;
+			buf[o++] = (char)*p;
+		}
+	}
+	buf[o] = '\0';
+	if (clients && *clients) {
+		int n = snprintf(buf + o, len - o, " %s", clients);
+		if (n < 0 || (size_t)n >= len - o)
+			return -1;
+	}
+	return 0;
+}
+
+/* One entry of nfs.exports: "exports(5) line" or { path = ...; clients = ...; }. */
+static int load_export(struct cctx *c, const config_setting_t *e, struct rs_config *cfg)
+{
+	static const char *const keys[] = { "path", "clients", NULL };
+	struct rs_config_export *x = &cfg->exports[cfg->nexports];
+	const config_setting_t *at = e;
+	char line[8192], msg[512];
+	int ret;
+
+	x->line = (int)config_setting_source_line(e);
+	if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+		const char *v = config_setting_get_string(e);
+		if (!v || strlen(v) >= sizeof(line))
+			return cerr(c, e, "nfs export line too long");
+		snprintf(line, sizeof(line), "%s", v);
+	} else if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
+		char path[4096], clients[4096] = "";
+		if (check_keys(c, e, "an nfs export", keys) < 0)
+			return -1;
+		ret = get_str(c, e, "path", path, sizeof(path));
+		if (ret < 0)
+			return -1;
+		if (!ret)
+			return cerr(c, e, "nfs export without 'path = \"/dir\";'");
+		if (get_str(c, e, "clients", clients, sizeof(clients)) < 0)
+			return -1;
+		if (config_setting_get_member(e, "clients"))
+			at = config_setting_get_member(e, "clients");
+		if (path[0] != '/')
+			return cerr(c, config_setting_get_member(e, "path"),
+				    "nfs export path '%s' is not absolute", path);
+		if (config_export_line(path, clients, line, sizeof(line)) < 0)
+			return cerr(c, e, "nfs export too long");
+	} else {
+		return cerr(c, e, "each entry of 'exports' must be an exports(5) line "
+			    "\"/dir client(opts) ...\" or a group { path = ...; clients = ...; }");
+	}
+	/* exports_parse_line() refuses unknown options by name. */
+	if (exports_parse_line(line, x->path, sizeof(x->path), &x->clients, &x->nclients, msg,
+			       sizeof(msg)) < 0) {
+		x->clients = NULL;
+		x->nclients = 0;
+		return cerr(c, at, "nfs export: %s", msg);
+	}
+	cfg->nexports++;    /* config_free() releases it from here on */
+	for (int i = 0; i < cfg->nexports - 1; i++)
+		if (strcmp(cfg->exports[i].path, x->path) == 0)
+			return cerr(c, e, "duplicate nfs export %s (first at line %d)", x->path,
+				    cfg->exports[i].line);
+	/* File handles carry the export id (fsid= or a hash of the path): two
+	 * exports with one explicit fsid would serve each other's handles. */
+	for (int k = 0; k < x->nclients; k++) {
+		if (!x->clients[k].opts.fsid_set)
+			continue;
+		for (int i = 0; i < cfg->nexports - 1; i++)
+			for (int j = 0; j < cfg->exports[i].nclients; j++)
+				if (cfg->exports[i].clients[j].opts.fsid_set &&
+				    cfg->exports[i].clients[j].opts.fsid == x->clients[k].opts.fsid)
+					return cerr(c, at, "nfs export %s: fsid=%u is already used by %s "
+						    "(line %d)", x->path, x->clients[k].opts.fsid,
+						    cfg->exports[i].path, cfg->exports[i].line);
+		break;
+	}
+	return 0;
+}
+
+static int get_port(struct cctx *c, const config_setting_t *g, const char *key, int64_t min,
+		    uint16_t *out)
+{
+	int64_t v;
+	int ret = get_int(c, g, key, min, 65535, &v);
+
+	if (ret == 1)
+		*out = (uint16_t)v;
+	return ret;
+}
+
+static int load_nfs(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
+{
+	static const char *const keys[] = {
+		"enabled", "bind", "nfs_port", "mount_port", "nlm_port", "portmap", "portmap_port",
+		"exports", NULL
+	};
+	struct nfsgw_settings *s = &cfg->nfs;
+	const config_setting_t *l, *at;
+	config_setting_t *g;
+	char pm[16] = "auto";
+	unsigned char abuf[16];
+	int ret, n;
+
+	ret = get_group(c, root, "nfs", &g);
+	if (ret <= 0)
+		return ret;
+	if (check_keys(c, g, "nfs", keys) < 0)
+		return -1;
+	if (get_bool(c, g, "enabled", &cfg->nfs_enabled) < 0)
+		return -1;
+	ret = get_str(c, g, "bind", s->bind_addr, sizeof(s->bind_addr));
+	if (ret < 0)
+		return -1;
+	if (ret && inet_pton(AF_INET, s->bind_addr, abuf) != 1 &&
+	    inet_pton(AF_INET6, s->bind_addr, abuf) != 1)
+		return cerr(c, config_setting_get_member(g, "bind"),
+			    "nfs bind '%s' is not a numeric IPv4/IPv6 address (e.g. \"0.0.0.0\", \"::\")",
+			    s->bind_addr);
+	/* mount_port/nlm_port 0 (or equal to nfs_port): no listener of their
+	 * own, MOUNT/NLM answer on nfs_port. */
+	if (get_port(c, g, "nfs_port", 1, &s->nfs_port) < 0 ||
+	    get_port(c, g, "mount_port", 0, &s->mount_port) < 0 ||
+	    get_port(c, g, "nlm_port", 0, &s->nlm_port) < 0 ||
+	    get_port(c, g, "portmap_port", 1, &s->portmap_port) < 0)
+		return -1;
+	ret = get_str(c, g, "portmap", pm, sizeof(pm));
+	if (ret < 0)
+		return -1;
+	if (!strcmp(pm, "auto"))
+		s->portmap = RS_NFS_PORTMAP_AUTO;
+	else if (!strcmp(pm, "builtin"))
+		s->portmap = RS_NFS_PORTMAP_BUILTIN;
+	else if (!strcmp(pm, "rpcbind"))
+		s->portmap = RS_NFS_PORTMAP_RPCBIND;
+	else if (!strcmp(pm, "off"))
+		s->portmap = RS_NFS_PORTMAP_OFF;
+	else
+		return cerr(c, config_setting_get_member(g, "portmap"),
+			    "unknown portmap '%s' (auto, builtin, rpcbind, off)", pm);
+	/* Two listeners of ours on one port would split its traffic. */
+	at = config_setting_get_member(g, "nlm_port");
+	if (s->mount_port && s->nlm_port && s->mount_port == s->nlm_port &&
+	    s->mount_port != s->nfs_port)
+		return cerr(c, at ? at : g, "nfs: mount_port and nlm_port are both %u "
+			    "(give them different ports, or nfs_port's)", s->nlm_port);
+	if (s->portmap != RS_NFS_PORTMAP_OFF &&
+	    (s->portmap_port == s->nfs_port || s->portmap_port == s->mount_port ||
+	     s->portmap_port == s->nlm_port)) {
+		at = config_setting_get_member(g, "portmap_port");
+		return cerr(c, at ? at : g, "nfs: portmap_port %u is also the NFS, MOUNT or NLM port",
+			    s->portmap_port);
+	}
+
+	l = config_setting_get_member(g, "exports");
+	if (!l)
+		return 0;
+	if (config_setting_type(l) != CONFIG_TYPE_LIST && config_setting_type(l) != CONFIG_TYPE_ARRAY)
+		return cerr(c, l, "'exports' must be a list ( \"/dir client(opts)\", "
+			    "{ path = ...; clients = ...; }, ... )");
+	n = config_setting_length(l);
+	cfg->exports = calloc((size_t)(n ? n : 1), sizeof(*cfg->exports));
+	if (!cfg->exports)
+		return cerr(c, l, "out of memory");
+	for (int i = 0; i < n; i++)
+		if (load_export(c, config_setting_get_elem(l, (unsigned)i), cfg) < 0)
+			return -1;
+	return 0;
+}
+
+static void conf_quote(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+struct dump_ctx {
+	FILE *out;
+	int n;
+};
+
+static void dump_export(const struct nfs_export *e, void *arg)
+{
+	struct dump_ctx *d = arg;
+	char opts[256];
+
+	fprintf(d->out, "%s        { path = ", d->n++ ? ",\n" : "");
+	conf_quote(d->out, e->path);
+	fputs(";\n          clients = ", d->out);
+	for (int i = 0; i < e->nclients; i++) {
+		/* One client per line: libconfig joins adjacent strings.  Specs
+		 * are host names or addresses: nothing to escape. */
+		exports_options_str(&e->clients[i].opts, opts, sizeof(opts));
+		fprintf(d->out, "%s\"%s(%s)%s\"", i ? "\n                    " : "",
+			e->clients[i].spec, opts, i + 1 < e->nclients ? " " : "");
+	}
+	fputs("; }", d->out);
+}
+
+static void count_export(const struct nfs_export *e, void *arg)
+{
+	(void)e;
+	++*(int *)arg;
+}
+
+void config_dump_nfs(FILE *out)
+{
+	static const char *const pm[] = { "off", "auto", "rpcbind", "builtin" };
+	struct nfsgw_settings s;
+	bool enabled;
+	int nexp = 0;
+	struct dump_ctx d = { .out = out };
+
+	pthread_mutex_lock(&running_lock);
+	enabled = running.enabled;
+	if (running.applied)
+		s = running.nfs;
+	else
+		nfsgw_settings_default(&s);
+	pthread_mutex_unlock(&running_lock);
+	nfs_exports_foreach(count_export, &nexp);
+	if (!enabled && !nexp)
+		return;
+	fprintf(out, "\nnfs = {\n    enabled = %s;\n    bind = ", enabled ? "true" : "false");
+	conf_quote(out, s.bind_addr);
+	fprintf(out, ";\n    nfs_port = %u;\n    mount_port = %u;\n    nlm_port = %u;\n"
+		"    portmap = \"%s\";\n    portmap_port = %u;\n", s.nfs_port, s.mount_port,
+		s.nlm_port, s.portmap >= 0 && s.portmap <= 3 ? pm[s.portmap] : "auto", s.portmap_port);
+	if (nexp) {
+		fputs("    exports = (\n", out);
+		nfs_exports_foreach(dump_export, &d);
+		fputs("\n    );\n", out);
+	}
+	fputs("};\n", out);
+}
+
+bool config_nfs_enabled(void)
+{
+	bool e;
+
+	pthread_mutex_lock(&running_lock);
+	e = running.enabled;
+	pthread_mutex_unlock(&running_lock);
+	return e;
 }
 
 /* header_digest / data_digest = [ "None", "CRC32C" ]: RFC 7143 13.1 lists. */
@@ -721,7 +925,7 @@ static int load_iscsi(struct cctx *c, const config_setting_t *root, struct rs_co
 }
 
 static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config_target *t,
-		    struct rs_config_lun *l, bool *thin)
+		    struct rs_config_lun *l)
 {
 	static const char *const keys[] = {
 		"lun", "path", "type", "block_size", "direct", "readonly", "create", "size",
@@ -772,7 +976,7 @@ static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config
 	if (get_bool(c, ls, "direct", &l->bs.direct) < 0 ||
 	    get_bool(c, ls, "readonly", &l->bs.readonly) < 0 ||
 	    get_bool(c, ls, "create", &l->bs.create) < 0 ||
-	    get_bool(c, ls, "thin_provisioning", thin) < 0)
+	    get_bool(c, ls, "thin_provisioning", &l->thin_provisioning) < 0)
 		return -1;
 	s = config_setting_get_member(ls, "size");
 	if (s) {
@@ -855,17 +1059,12 @@ static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_con
 	if (luns) {
 		if (config_setting_type(luns) != CONFIG_TYPE_LIST)
 			return cerr(c, luns, "'luns' must be a list ( { ... }, ... )");
-		struct rs_config_chap *ch = side_get(cfg);
 		n = config_setting_length(luns);
 		t->luns = calloc((size_t)(n ? n : 1), sizeof(*t->luns));
-		if (!t->luns || !ch || !ch->lun_thin || idx >= ch->ntargets)
-			return cerr(c, luns, "out of memory");
-		ch->lun_thin[idx] = calloc((size_t)(n ? n : 1), sizeof(bool));
-		if (!ch->lun_thin[idx])
+		if (!t->luns)
 			return cerr(c, luns, "out of memory");
 		for (int i = 0; i < n; i++) {
-			if (load_lun(c, config_setting_get_elem(luns, (unsigned)i), t, &t->luns[t->nluns],
-				     &ch->lun_thin[idx][t->nluns]) < 0)
+			if (load_lun(c, config_setting_get_elem(luns, (unsigned)i), t, &t->luns[t->nluns]) < 0)
 				return -1;
 			t->nluns++;
 		}
@@ -911,14 +1110,10 @@ static int load_target(struct cctx *c, const config_setting_t *ts, struct rs_con
 	}
 	if (config_setting_get_member(ts, "incoming_users") ||
 	    config_setting_get_member(ts, "outgoing_user")) {
-		struct rs_config_chap *ch;
 		char what[48];
 
 		snprintf(what, sizeof(what), "target %d", t->tid);
-		ch = side_get(cfg);
-		if (!ch || !ch->targets || idx >= ch->ntargets)
-			return cerr(c, ts, "out of memory");
-		if (load_chap_bind(c, ts, cfg, &ch->targets[idx], what) < 0)
+		if (load_chap_bind(c, ts, cfg, &t->chap, what) < 0)
 			return -1;
 	}
 	return 0;
@@ -937,17 +1132,6 @@ static int load_targets(struct cctx *c, const config_setting_t *root, struct rs_
 	cfg->targets = calloc((size_t)(n ? n : 1), sizeof(*cfg->targets));
 	if (!cfg->targets)
 		return cerr(c, ts, "out of memory");
-	{
-		/* per-target bindings and LUN switches, parallel to cfg->targets */
-		struct rs_config_chap *ch = side_get(cfg);
-		if (!ch)
-			return cerr(c, ts, "out of memory");
-		ch->targets = calloc((size_t)(n ? n : 1), sizeof(*ch->targets));
-		ch->lun_thin = calloc((size_t)(n ? n : 1), sizeof(*ch->lun_thin));
-		if (!ch->targets || !ch->lun_thin)
-			return cerr(c, ts, "out of memory");
-		ch->ntargets = n;
-	}
 	for (int i = 0; i < n; i++) {
 		/* count it first so config_free() releases a half-loaded target */
 		cfg->ntargets++;
@@ -959,10 +1143,11 @@ static int load_targets(struct cctx *c, const config_setting_t *root, struct rs_
 
 static void config_defaults(struct rs_config *cfg, const char *name)
 {
-	side_drop(cfg);     /* a stale record of whatever lived here before */
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->source, sizeof(cfg->source), "%s", name ? name : "(config)");
 	iscsi_caps_default(&cfg->iscsi.caps);
+	nfsgw_settings_default(&cfg->nfs);
+	snprintf(cfg->nfs.state_dir, sizeof(cfg->nfs.state_dir), "%s", CONFIG_DEFAULT_STATE_DIR);
 	cfg->iscsi.nop_interval_s = 15;
 	cfg->iscsi.nop_timeout_s = 30;
 	cfg->iscsi.queue_depth = 128;
@@ -971,7 +1156,7 @@ static void config_defaults(struct rs_config *cfg, const char *name)
 static int config_from(config_t *lc, struct rs_config *cfg, struct cctx *c)
 {
 	static const char *const keys[] = {
-		"daemon", "iscsi", "accounts", "discovery", "targets", NULL
+		"daemon", "iscsi", "accounts", "discovery", "targets", "nfs", NULL
 	};
 	const config_setting_t *root = config_root_setting(lc);
 
@@ -981,10 +1166,14 @@ static int config_from(config_t *lc, struct rs_config *cfg, struct cctx *c)
 	    load_accounts(c, root, cfg) < 0 ||
 	    load_discovery(c, root, cfg) < 0 ||
 	    load_targets(c, root, cfg) < 0 ||
-	    check_directions(c, root, cfg) < 0) {
+	    check_directions(c, root, cfg) < 0 ||
+	    load_nfs(c, root, cfg) < 0) {
 		config_free(cfg);
 		return -1;
 	}
+	/* The NFS file handle secret and NSM state live in the state dir. */
+	if (cfg->state_dir[0])
+		snprintf(cfg->nfs.state_dir, sizeof(cfg->nfs.state_dir), "%s", cfg->state_dir);
 	return 0;
 }
 
@@ -1052,11 +1241,23 @@ void config_free(struct rs_config *cfg)
 		free(cfg->targets[i].luns);
 		free(cfg->targets[i].addr_acls);
 		free(cfg->targets[i].name_acls);
+		chap_bind_free(&cfg->targets[i].chap);
 	}
 	free(cfg->targets);
 	cfg->targets = NULL;
 	cfg->ntargets = 0;
-	side_drop(cfg);
+	if (cfg->accounts)
+		explicit_bzero(cfg->accounts, sizeof(*cfg->accounts) * (size_t)cfg->naccounts);
+	free(cfg->accounts);
+	cfg->accounts = NULL;
+	cfg->naccounts = 0;
+	cfg->nweak = 0;
+	chap_bind_free(&cfg->discovery);
+	for (int i = 0; i < cfg->nexports; i++)
+		free(cfg->exports[i].clients);
+	free(cfg->exports);
+	cfg->exports = NULL;
+	cfg->nexports = 0;
 }
 
 /* Bind b's accounts to tid (0 = discovery). */
@@ -1073,20 +1274,19 @@ static int apply_bind(int tid, const struct rs_config_chap_bind *b, char *msg, s
 
 int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 {
-	const struct rs_config_chap *ch = config_chap(cfg);
 	char msg[512];
-	int done = 0, naccts = 0, ret = 0;
+	int done = 0, naccts = 0, nexp = 0, ret = 0;
 
 	/* Accounts first: targets bind them by name. */
-	for (; naccts < ch->naccounts; naccts++) {
-		const struct rs_config_account *a = &ch->accounts[naccts];
+	for (; naccts < cfg->naccounts; naccts++) {
+		const struct rs_config_account *a = &cfg->accounts[naccts];
 		ret = reg_account_new(a->user, a->password, msg, sizeof(msg));
 		if (ret < 0) {
 			snprintf(err, errlen, "%s:%d: %s", cfg->source, a->line, msg);
 			goto rollback;
 		}
 	}
-	ret = apply_bind(0, &ch->discovery, msg, sizeof(msg));
+	ret = apply_bind(0, &cfg->discovery, msg, sizeof(msg));
 	if (ret < 0) {
 		snprintf(err, errlen, "%s: discovery: %s", cfg->source, msg);
 		goto rollback;
@@ -1097,7 +1297,7 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 		ret = reg_target_new(t->tid, t->iqn, msg, sizeof(msg));
 		if (ret < 0) {
 			snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
-			break;
+			goto rollback;
 		}
 		for (int i = 0; i < t->nluns && ret == 0; i++) {
 			const struct rs_config_lun *l = &t->luns[i];
@@ -1108,7 +1308,7 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 				.bs = l->bs,
 				.lu = { .serial = l->serial[0] ? l->serial : NULL,
 					.readonly = l->bs.readonly,
-					.thin_provisioning = config_lun_thin(cfg, done, i) },
+					.thin_provisioning = l->thin_provisioning },
 			};
 			ret = reg_lun_new(t->tid, &spec, msg, sizeof(msg));
 			if (ret < 0)
@@ -1125,23 +1325,46 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 			if (ret < 0)
 				snprintf(err, errlen, "%s:%d: %s", cfg->source, t->line, msg);
 		}
-		if (ret == 0 && done < ch->ntargets) {
-			ret = apply_bind(t->tid, &ch->targets[done], msg, sizeof(msg));
+		if (ret == 0) {
+			ret = apply_bind(t->tid, &t->chap, msg, sizeof(msg));
 			if (ret < 0)
 				snprintf(err, errlen, "%s:%d: target %d: %s", cfg->source, t->line, t->tid, msg);
 		}
 		if (ret < 0) {
 			done++;  /* this target was created: roll it back too */
-			break;
+			goto rollback;
 		}
 	}
-	if (ret == 0)
-		return 0;
+	/* Exports last: they fail on a missing directory, which is the most
+	 * likely runtime error, and then everything above is undone. */
+	if (cfg->nfs_enabled) {
+		for (; nexp < cfg->nexports; nexp++) {
+			const struct rs_config_export *e = &cfg->exports[nexp];
+			if (nfs_export_add(e->path, e->clients, e->nclients, msg, sizeof(msg)) < 0) {
+				/* (exports.c's messages name the path) */
+				snprintf(err, errlen, "%s:%d: nfs: %s", cfg->source, e->line, msg);
+				ret = -1;
+				goto rollback;
+			}
+		}
+	} else if (cfg->nexports) {
+		log_warn("%s: nfs.enabled is false: %d export%s not served", cfg->source,
+			 cfg->nexports, cfg->nexports == 1 ? "" : "s");
+	}
+	pthread_mutex_lock(&running_lock);
+	running.applied = true;
+	running.enabled = cfg->nfs_enabled;
+	running.nfs = cfg->nfs;
+	pthread_mutex_unlock(&running_lock);
+	return 0;
 rollback:
-	/* Leave the registry as we found it (deleting an account unbinds it). */
+	/* Leave the registry and the export table as we found them (deleting
+	 * an account unbinds it). */
+	for (int i = 0; i < nexp; i++)
+		nfs_export_delete(cfg->exports[i].path, NULL, 0);
 	for (int i = 0; i < done; i++)
 		reg_target_delete(cfg->targets[i].tid, true, NULL, 0);
 	for (int i = 0; i < naccts; i++)
-		reg_account_delete(ch->accounts[i].user, NULL, 0);
+		reg_account_delete(cfg->accounts[i].user, NULL, 0);
 	return -1;
 }

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "../conf/config.h"
+#include "../nfsgw/exports.h"
 #include "../target/registry.h"
-#include "../target/registry_admin.h"
 #include "control_proto.h"
 #include "log.h"
 
@@ -304,6 +304,194 @@ static int exec_account(const struct ctl_request *r, FILE *body, char *msg, size
 	}
 }
 
+/* ---- NFS exports (--lld nfs --mode export) ---- */
+
+/* The export a user-given path names: by its canonical path (what the table
+ * holds), or as given (the directory may be gone since). */
+static struct nfs_export *export_lookup(const char *path)
+{
+	char canon[PATH_MAX];
+	struct nfs_export *e = NULL;
+
+	if (realpath(path, canon))
+		e = nfs_export_get_by_path(canon);
+	if (!e)
+		e = nfs_export_get_by_path(path);
+	return e;
+}
+
+/* The export a request addresses (--path or --export-id), referenced. */
+static int export_target(const struct ctl_request *r, struct nfs_export **out, char *msg,
+			 size_t msglen)
+{
+	struct nfs_export *e = NULL;
+
+	*out = NULL;
+	if (r->path[0]) {
+		e = export_lookup(r->path);
+		if (!e) {
+			snprintf(msg, msglen, "%.200s is not exported", r->path);
+			return ENOENT;
+		}
+		if (r->has_export_id && e->id != r->export_id) {
+			snprintf(msg, msglen, "%.200s has export id %u, not %u", e->path, e->id,
+				 r->export_id);
+			nfs_export_put(e);
+			return EINVAL;
+		}
+	} else if (r->has_export_id) {
+		e = nfs_export_get_by_id(r->export_id);
+		if (!e) {
+			snprintf(msg, msglen, "no export with id %u", r->export_id);
+			return ENOENT;
+		}
+	} else {
+		return fail(msg, msglen, EINVAL, "this operation needs --path or --export-id");
+	}
+	*out = e;
+	return 0;
+}
+
+/* export new/update: the exports(5) line of the request, parsed.  The path
+ * comes from --export LINE, --path, or (update) the export --export-id names. */
+static int export_parse_request(const struct ctl_request *r, char *path, size_t pathlen,
+				struct export_client **clients, int *nclients, char *msg, size_t msglen)
+{
+	char *line;
+	const char *p = r->path;
+	char idpath[PATH_MAX];
+	int ret = 0;
+
+	*clients = NULL;
+	*nclients = 0;
+	if (r->export_line[0] && (r->path[0] || r->clients[0]))
+		return fail(msg, msglen, EINVAL,
+			    "give either --export 'PATH CLIENT(opts)...' or --path with --clients");
+	if (!r->export_line[0] && !r->clients[0])
+		return fail(msg, msglen, EINVAL, "this operation needs --clients 'SPEC(opts) ...' "
+			    "(with --path) or --export 'PATH SPEC(opts) ...'");
+	if (!r->export_line[0] && !p[0]) {
+		struct nfs_export *e;
+		if (r->op != CTL_OP_UPDATE || !r->has_export_id)
+			return fail(msg, msglen, EINVAL, "this operation needs --path");
+		if ((ret = export_target(r, &e, msg, msglen)))
+			return ret;
+		snprintf(idpath, sizeof(idpath), "%s", e->path);
+		nfs_export_put(e);
+		p = idpath;
+	}
+	line = malloc(CTL_LINE_MAX + 8);
+	if (!line)
+		return fail(msg, msglen, ENOMEM, "out of memory");
+	if (r->export_line[0])
+		snprintf(line, CTL_LINE_MAX + 8, "%s", r->export_line);
+	else if (config_export_line(p, r->clients, line, CTL_LINE_MAX + 8) < 0)
+		ret = fail(msg, msglen, EINVAL, "export path and clients too long");
+	if (!ret && exports_parse_line(line, path, pathlen, clients, nclients, msg, msglen) < 0)
+		ret = EINVAL;
+	free(line);
+	return ret;
+}
+
+static int exec_export(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	struct export_client *clients = NULL;
+	struct nfs_export *old = NULL;
+	char path[PATH_MAX];
+	int n = 0, ret;
+
+	switch (r->op) {
+	case CTL_OP_NEW:
+	case CTL_OP_UPDATE:
+		if ((ret = export_parse_request(r, path, sizeof(path), &clients, &n, msg, msglen)))
+			return ret;
+		old = export_lookup(path);
+		if (r->op == CTL_OP_NEW && old) {
+			snprintf(msg, msglen, "%.200s is already exported (id %u)", old->path, old->id);
+			ret = EEXIST;
+			goto out;
+		}
+		if (r->op == CTL_OP_UPDATE && !old) {
+			snprintf(msg, msglen, "%.200s is not exported", path);
+			ret = ENOENT;
+			goto out;
+		}
+		if (r->op == CTL_OP_UPDATE && r->has_export_id && old->id != r->export_id) {
+			snprintf(msg, msglen, "%.200s has export id %u, not %u", old->path, old->id,
+				 r->export_id);
+			ret = EINVAL;
+			goto out;
+		}
+		{
+			/* The export id is in every file handle (exports.h): --export-id
+			 * on new is fsid=; an update keeps the id unless it names
+			 * another, so that mounted clients do not go stale. */
+			bool given = false;
+			uint32_t fsid = 0;
+			for (int i = 0; i < n; i++) {
+				if (!clients[i].opts.fsid_set)
+					continue;
+				if (given && clients[i].opts.fsid != fsid) {
+					ret = fail(msg, msglen, EINVAL, "the clients disagree on fsid=");
+					goto out;
+				}
+				given = true;
+				fsid = clients[i].opts.fsid;
+			}
+			if (r->op == CTL_OP_NEW && r->has_export_id) {
+				if (given && fsid != r->export_id) {
+					snprintf(msg, msglen, "--export-id %u but fsid=%u", r->export_id, fsid);
+					ret = EINVAL;
+					goto out;
+				}
+				given = true;
+				fsid = r->export_id;
+			} else if (r->op == CTL_OP_UPDATE && !given) {
+				for (int i = 0; i < old->nclients && !given; i++) {
+					if (old->clients[i].opts.fsid_set) {
+						given = true;
+						fsid = old->clients[i].opts.fsid;
+					}
+				}
+			}
+			for (int i = 0; given && i < n; i++) {
+				clients[i].opts.fsid_set = true;
+				clients[i].opts.fsid = fsid;
+			}
+		}
+		if (r->op == CTL_OP_NEW)
+			ret = nfs_export_add(path, clients, n, msg, msglen) < 0 ? EINVAL : 0;
+		else
+			ret = nfs_export_update(old->path, clients, n, msg, msglen) < 0 ? EINVAL : 0;
+		if (!ret && !config_nfs_enabled())
+			snprintf(msg, msglen, "warning: the NFS gateway is not enabled (nfs.enabled = "
+				 "false): the export is recorded but not served");
+out:
+		if (old)
+			nfs_export_put(old);
+		free(clients);
+		return ret;
+	case CTL_OP_DELETE:
+		if ((ret = export_target(r, &old, msg, msglen)))
+			return ret;
+		snprintf(path, sizeof(path), "%s", old->path);
+		nfs_export_put(old);
+		if (nfs_export_delete(path, msg, msglen) < 0)
+			return ENOENT;    /* deleted meanwhile */
+		return 0;
+	case CTL_OP_SHOW:
+		if (r->path[0] || r->has_export_id)
+			return fail(msg, msglen, EINVAL, "export show lists every export "
+				    "(--path/--export-id are not used)");
+		nfs_exports_show(body, r->json);
+		return 0;
+	default:
+		snprintf(msg, msglen, "operation '%s' is not supported in mode export "
+			 "(new, delete, update, show)", ctl_op_name(r->op));
+		return EINVAL;
+	}
+}
+
 static int exec_sessions(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
 {
 	int ret;
@@ -334,6 +522,7 @@ int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t m
 	/* --op dump works in any mode: the whole running configuration. */
 	if (r->op == CTL_OP_DUMP) {
 		reg_dump_config(body);
+		config_dump_nfs(body);
 		snprintf(msg, msglen, "ok");
 		return 0;
 	}
@@ -357,6 +546,13 @@ int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t m
 	case CTL_MODE_ACCOUNT:
 		ret = exec_account(r, body, msg, msglen);
 		break;
+	case CTL_MODE_EXPORT:
+		ret = exec_export(r, body, msg, msglen);
+		break;
+	case CTL_MODE_LOCK:
+		/* NLM v4 lock listing and breaking (issue 4 item 2) */
+		return fail(msg, msglen, ENOSYS, "--mode lock (NFS lock show/delete) is not "
+			    "implemented yet");
 	default:
 		return fail(msg, msglen, EINVAL, "unknown mode");
 	}

@@ -21,6 +21,8 @@ static const struct { const char *name; enum ctl_mode m; } mode_names[] = {
 	{ "connection", CTL_MODE_CONN },
 	{ "session", CTL_MODE_SESSION },
 	{ "account", CTL_MODE_ACCOUNT },
+	{ "export", CTL_MODE_EXPORT },
+	{ "lock", CTL_MODE_LOCK },
 };
 
 static const struct { const char *name; enum ctl_op o; } op_names[] = {
@@ -62,6 +64,8 @@ const char *ctl_mode_name(enum ctl_mode m)
 	case CTL_MODE_CONN: return "conn";
 	case CTL_MODE_SESSION: return "session";
 	case CTL_MODE_ACCOUNT: return "account";
+	case CTL_MODE_EXPORT: return "export";
+	case CTL_MODE_LOCK: return "lock";
 	default: return "none";
 	}
 }
@@ -177,6 +181,14 @@ int ctl_request_encode(const struct ctl_request *r, char *buf, size_t len)
 		ob_kv(&o, "user", r->user);
 	if (r->password[0])
 		ob_kv(&o, "password", r->password);
+	if (r->has_export_id)
+		ob_kv_u64(&o, "export-id", r->export_id);
+	if (r->path[0])
+		ob_kv(&o, "path", r->path);
+	if (r->clients[0])
+		ob_kv(&o, "clients", r->clients);
+	if (r->export_line[0])
+		ob_kv(&o, "export", r->export_line);
 	ob_putc(&o, '\n');
 	if (o.overflow)
 		return -1;
@@ -262,18 +274,19 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 enum { F_MODE, F_OP, F_TID, F_LUN, F_SID, F_BS, F_FORCE, F_JSON, F_TNAME, F_BSTORE,
-       F_BSTYPE, F_IADDR, F_INAME, F_PARAMS, F_CID, F_OUTGOING, F_USER, F_PASSWORD, F_COUNT };
+       F_BSTYPE, F_IADDR, F_INAME, F_PARAMS, F_CID, F_OUTGOING, F_USER, F_PASSWORD,
+       F_EXPORT_ID, F_PATH, F_CLIENTS, F_EXPORT, F_COUNT };
 
 static const char *const field_names[F_COUNT] = {
 	"mode", "op", "tid", "lun", "sid", "blocksize", "force", "json", "targetname",
 	"backing-store", "bstype", "initiator-address", "initiator-name", "params",
-	"cid", "outgoing", "user", "password",
+	"cid", "outgoing", "user", "password", "export-id", "path", "clients", "export",
 };
 
 int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 		       char *err, size_t errlen)
 {
-	char val[CTL_PATH_MAX];
+	char val[CTL_LINE_MAX];
 	bool seen[F_COUNT] = { false };
 	size_t pos, mlen = strlen(CTL_MAGIC);
 
@@ -397,6 +410,15 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 			r->has_cid = true;
 			r->cid = (uint16_t)u;
 			break;
+		case F_EXPORT_ID:
+			/* exports.h: export ids (fsid=) are 32 bits */
+			if (parse_u64(val, UINT32_MAX, &u) < 0) {
+				set_err(err, errlen, "invalid export-id '%.40s' (0..4294967295)", val);
+				return -1;
+			}
+			r->has_export_id = true;
+			r->export_id = (uint32_t)u;
+			break;
 		case F_FORCE:
 		case F_JSON:
 		case F_OUTGOING:
@@ -419,6 +441,9 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 		case F_PARAMS: dst = r->params; cap = sizeof(r->params); break;
 		case F_USER: dst = r->user; cap = sizeof(r->user); break;
 		case F_PASSWORD: dst = r->password; cap = sizeof(r->password); break;
+		case F_PATH: dst = r->path; cap = sizeof(r->path); break;
+		case F_CLIENTS: dst = r->clients; cap = sizeof(r->clients); break;
+		case F_EXPORT: dst = r->export_line; cap = sizeof(r->export_line); break;
 		}
 		if (dst) {
 			if (strlen(val) >= cap) {

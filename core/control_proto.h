@@ -8,7 +8,8 @@
  * The request ends with an empty line; the daemon answers and closes, so the
  * body runs to EOF.  Keys are the tgtadm option names (mode, op, tid, lun,
  * targetname, backing-store, bstype, blocksize, initiator-address,
- * initiator-name, force, json, params, sid, cid, user, password, outgoing).  Values are percent-encoded
+ * initiator-name, force, json, params, sid, cid, user, password, outgoing;
+ * for NFS exports: path, clients, export, export-id).  Values are percent-encoded
  * ("%0A") for '%', control characters and DEL so that a value can never end a
  * line early.  errno is 0 on success or a positive errno (ENOENT, EEXIST,
  * EBUSY, EINVAL ...); the message is one line.  A request is at most
@@ -27,6 +28,8 @@
 #define CTL_PATH_MAX    4096
 #define CTL_NAME_MAX    224     /* iSCSI names: 223 bytes + NUL (RFC 7143 4.2.7.1) */
 #define CTL_USER_MAX    256     /* CHAP_N / secrets: 255 bytes + NUL */
+#define CTL_CLIENTS_MAX 4096    /* NFS export client list "SPEC(opts) SPEC(opts) ..." */
+#define CTL_LINE_MAX    (CTL_PATH_MAX + CTL_CLIENTS_MAX)  /* exports(5) line */
 #define CTL_DEFAULT_SOCKET "/run/ringstor/ringstord.sock"
 
 enum ctl_mode {
@@ -37,6 +40,8 @@ enum ctl_mode {
 	CTL_MODE_CONN,      /* "conn" / "connection" */
 	CTL_MODE_SESSION,   /* "session" */
 	CTL_MODE_ACCOUNT,   /* "account" (CHAP) */
+	CTL_MODE_EXPORT,    /* "export" (NFS, --lld nfs) */
+	CTL_MODE_LOCK,      /* "lock" (NFS NLM locks, --lld nfs) */
 };
 
 enum ctl_op {
@@ -74,6 +79,13 @@ struct ctl_request {
 	char params[1024];              /* "key=value,key=value" or a bare word */
 	char user[CTL_USER_MAX];        /* account user name */
 	char password[CTL_USER_MAX];    /* account secret (never logged) */
+	/* mode export: the export by path or by id, its client list, or the
+	 * whole exports(5) line ("/srv/x 10.0.0.0/8(rw) *(ro)") instead. */
+	bool has_export_id;
+	uint32_t export_id;
+	char path[CTL_PATH_MAX];
+	char clients[CTL_CLIENTS_MAX];
+	char export_line[CTL_LINE_MAX];
 };
 
 /* Names <-> enums.  Parsers return NONE for unknown words. */

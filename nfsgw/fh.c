@@ -326,7 +326,7 @@ int fh_open(const uint8_t *data, size_t len, int export_root_fd, int flags)
 		rc = -errno;
 		goto fail;
 	}
-	if (st.st_dev != root_st.st_dev || (st.st_nlink == 0 && !S_ISDIR(st.st_mode))) {
+	if (st.st_dev != root_st.st_dev || st.st_nlink == 0) {
 		rc = -ESTALE;
 		goto fail;
 	}

@@ -265,12 +265,12 @@ int fs_open_handle(const uint8_t *fh, size_t len, int root_fd, bool want_write,
 	if (S_ISREG(st.st_mode)) {
 		fd = -1;
 		if (want_write) {
-			fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+			fd = open(path, O_RDWR | O_CLOEXEC);
 			if (fd >= 0)
 				*writablep = true;
 		}
 		if (fd < 0)
-			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
 	} else if (S_ISDIR(st.st_mode)) {
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	} else {

@@ -41,7 +41,7 @@
 #include "fsops.h"
 #include "xdr.h"
 
-int nfs3_inline_statx;
+int nfs3_inline_statx = 1;
 
 enum {
 	P_NULL, P_GETATTR, P_SETATTR, P_LOOKUP, P_ACCESS, P_READLINK, P_READ, P_WRITE,
@@ -870,7 +870,7 @@ static void submit_statx(struct nfs3_req *r, int slot, void (*cb)(struct nfs3_re
 /* A cached descriptor of an object removed since: STALE (RFC 1813 2.6). */
 static bool stale_check(struct nfs3_req *r, const struct statx *s)
 {
-	if (s->stx_nlink == 0 && !S_ISDIR(s->stx_mode)) {
+	if (s->stx_nlink == 0) {
 		if (r->h[0].obj)
 			fs_cache_forget(r->h[0].obj);
 		req_fail(r, NFS3ERR_STALE);

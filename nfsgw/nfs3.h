@@ -41,8 +41,14 @@ void nfs3_write_verf_bump(void);
  * shutdown). */
 void nfs3_reactor_fini(void);
 
-/* For tests and the benchmark: 1 = GETATTR/READ/WRITE/COMMIT attributes via
- * a direct statx(2) on the cached descriptor instead of IORING_OP_STATX. */
+/* How GETATTR/ACCESS/READ/WRITE/COMMIT get attributes of the cached
+ * descriptor.  1 (default): statx(2) with AT_EMPTY_PATH right on the
+ * reactor - it copies the in-core inode of an open file, no I/O, no path
+ * walk.  0: IORING_OP_STATX, which the kernel always hands to an io-wq
+ * worker (REQ_F_FORCE_ASYNC): a thread hop per call, measured here at about
+ * 30% fewer 4 KiB writes/s at depth 32 and twice the depth-1 latency (three
+ * statx per WRITE+COMMIT pair).  Use 0 for exports on network or FUSE file
+ * systems, whose getattr may block. */
 extern int nfs3_inline_statx;
 
 #endif

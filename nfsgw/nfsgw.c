@@ -28,14 +28,15 @@
 #include "exports.h"
 #include "fh.h"
 #include "mount.h"
+#include "nfs3.h"
 #include "portmap.h"
 #include "rpc.h"
 
-/* Provided by the NFS procedures (nfs3.c) and, later, NLM; weak so that the
- * front end links and runs (MOUNT, portmapper) without them. */
-extern const struct rpc_program nfs3_program __attribute__((weak));
+/* NLM is not written yet: a weak reference keeps the front end linking
+ * without it.  Note that a weak reference does not pull an object out of a
+ * static archive, so once nlm.c exists it must be referenced strongly (as
+ * nfs3_program is, through nfs3.h). */
 extern const struct rpc_program nlm4_program __attribute__((weak));
-extern void nfs3_reactor_fini(void) __attribute__((weak));
 
 struct ext_reg {
 	uint32_t prog, vers, proto;
@@ -84,9 +85,8 @@ static void for_each_service(void (*fn)(uint32_t prog, uint32_t vers, bool udp, 
 	uint16_t mport = g_s.mount_port ? g_s.mount_port : g_s.nfs_port;
 	bool mudp = g_s.mount_port != 0;
 
-	if (&nfs3_program)
-		for (uint32_t v = nfs3_program.vers_lo; v <= nfs3_program.vers_hi; v++)
-			fn(nfs3_program.prog, v, false, g_s.nfs_port, arg);
+	for (uint32_t v = nfs3_program.vers_lo; v <= nfs3_program.vers_hi; v++)
+		fn(nfs3_program.prog, v, false, g_s.nfs_port, arg);
 	for (uint32_t v = mount_program.vers_lo; v <= mount_program.vers_hi; v++) {
 		fn(mount_program.prog, v, false, mport, arg);
 		if (mudp)
@@ -145,12 +145,8 @@ int nfsgw_init(const struct nfsgw_settings *s)
 	}
 	if ((ret = rpc_register(&mount_program)) < 0)
 		return ret;
-	if (&nfs3_program) {
-		if ((ret = rpc_register(&nfs3_program)) < 0)
-			return ret;
-	} else {
-		log_warn("nfsgw: built without the NFS program; MOUNT and portmapper only");
-	}
+	if ((ret = rpc_register(&nfs3_program)) < 0)
+		return ret;
 	if (nlm_present() && (ret = rpc_register(&nlm4_program)) < 0)
 		return ret;
 
@@ -289,8 +285,7 @@ int nfsgw_reactor_idle(struct reactor *r)
 
 void nfsgw_reactor_fini(void)
 {
-	if (nfs3_reactor_fini)
-		nfs3_reactor_fini();
+	nfs3_reactor_fini();
 }
 
 void nfsgw_shutdown(void)

@@ -167,33 +167,26 @@ static bool netid_v6(const char *netid)
 	return strchr(netid, '6') != NULL;
 }
 
-/* The universal address of e for a caller that reached us at local. */
+/* The universal address of e for a caller that reached us at local: that
+ * address if it is of the netid's family (an IPv4-mapped one counts as
+ * IPv4), else the netid's wildcard address with the port. */
 static void entry_uaddr(const struct pmap_entry *e, const struct rpc_call *call, char *buf,
 			size_t len)
 {
 	const struct sockaddr *la = (const struct sockaddr *)&call->local;
-	struct sockaddr_in any4;
+	bool want6 = netid_v6(e->netid), local4;
 
 	if (e->uaddr[0]) {
 		snprintf(buf, len, "%s", e->uaddr);
 		return;
 	}
-	if (call->locallen && (la->sa_family == AF_INET6) == netid_v6(e->netid) &&
-	    pmap_uaddr_format(la, e->port, buf, len) == 0)
+	local4 = la->sa_family == AF_INET ||
+		 (la->sa_family == AF_INET6 &&
+		  IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)la)->sin6_addr));
+	if (call->locallen && (la->sa_family == AF_INET || la->sa_family == AF_INET6) &&
+	    want6 != local4 && pmap_uaddr_format(la, e->port, buf, len) == 0)
 		return;
-	if (call->locallen && la->sa_family == AF_INET6 && !netid_v6(e->netid) &&
-	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)la)->sin6_addr) &&
-	    pmap_uaddr_format(la, e->port, buf, len) == 0)
-		return;
-	/* Asked over the other family: the wildcard address of the netid. */
-	if (netid_v6(e->netid)) {
-		snprintf(buf, len, "::.%u.%u", e->port >> 8, e->port & 0xff);
-		return;
-	}
-	memset(&any4, 0, sizeof(any4));
-	any4.sin_family = AF_INET;
-	any4.sin_addr.s_addr = la->sa_family == AF_INET6 ? htonl(INADDR_LOOPBACK) : htonl(INADDR_ANY);
-	pmap_uaddr_format((struct sockaddr *)&any4, e->port, buf, len);
+	snprintf(buf, len, "%s.%u.%u", want6 ? "::" : "0.0.0.0", e->port >> 8, e->port & 0xff);
 }
 
 static bool peer_is_loopback(const struct rpc_call *call)

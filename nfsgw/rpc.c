@@ -413,13 +413,8 @@ static struct rpc_reactor *rr_get(struct reactor *r, bool create)
 	if (r->id < 0 || r->id >= RPC_MAX_REACTORS)
 		return NULL;
 	rr = g_rr[r->id];
-	if (rr && rr->r != r) {
-		/* A new reactor reusing an old id (tests): the old one is gone. */
-		if (!create)
-			return NULL;
-		free(rr);
-		rr = g_rr[r->id] = NULL;
-	}
+	if (rr && rr->r != r)
+		return NULL;   /* another reactor with this id, never shut down */
 	if (rr || !create)
 		return rr;
 	rr = calloc(1, sizeof(*rr));
@@ -1064,7 +1059,6 @@ int rpc_reactor_listen_tcp(struct reactor *r, int listen_fd)
 	l->rr = rr;
 	l->next = rr->listeners;
 	rr->listeners = l;
-	rr->shutting_down = false;
 	arm_accept(l);
 	return 0;
 }
@@ -1184,7 +1178,6 @@ int rpc_reactor_serve_udp(struct reactor *r, int udp_fd)
 	}
 	snprintf(x->peer_str, sizeof(x->peer_str), "udp:%u", x->local_port);
 	xprt_link(rr, x);
-	rr->shutting_down = false;
 	udp_arm_recv(x);
 	return 0;
 }
@@ -1288,7 +1281,21 @@ int rpc_reactor_idle(struct reactor *r)
 
 	if (!rr)
 		return 1;
-	return atomic_load(&rr->nxprt) == 0 && atomic_load(&rr->naccept) == 0;
+	if (atomic_load(&rr->nxprt) != 0 || atomic_load(&rr->naccept) != 0)
+		return 0;
+	if (rr->shutting_down) {
+		/* Nothing in io_uring refers to us any more: release the
+		 * per-reactor state, so that a later start begins afresh. */
+		reactor_del_ticker(r, &rr->ticker);
+		while (rr->listeners) {
+			struct rpc_listener *l = rr->listeners;
+			rr->listeners = l->next;
+			free(l);
+		}
+		g_rr[r->id] = NULL;
+		free(rr);
+	}
+	return 1;
 }
 
 static void ticker_fn(struct rs_ticker *t, uint64_t now)

@@ -95,7 +95,10 @@ const struct rpc_program *rpc_find(uint32_t prog, uint32_t vers);
  * results (after the reply header the transport writes); encode into it and
  * call rpc_reply_send() with the encoded length.  An optional payload (READ
  * data) is sent after the results without a copy, padded to 4 bytes by the
- * transport; payload_done(payload_arg) runs once it is no longer needed. */
+ * transport; payload_done(payload_arg) runs once it is no longer needed.
+ * (Front-end notes: rpc_reply_buf() returns NULL only when out of memory;
+ * answer rpc_reply_accept_error(call, RPC_SYSTEM_ERR) then.  The call's args
+ * are released by rpc_reply_send(): a payload must not point into them.) */
 uint8_t *rpc_reply_buf(struct rpc_call *call, size_t max_len);
 void rpc_reply_send(struct rpc_call *call, size_t len, const void *payload, size_t payload_len,
 		    void (*payload_done)(void *arg), void *payload_arg);

@@ -350,6 +350,12 @@ static void arm_recv(struct iscsi_conn *c)
 	c->recv_op.fn = on_recv;
 	sqe = reactor_sqe_op(c->r, &c->recv_op);
 	io_uring_prep_recv(sqe, c->fd, buf, len, 0);
+	/* The last recv emptied the socket: the next one would only fail with
+	 * EAGAIN before io_uring arms its poll.  Ask for the poll first and
+	 * save that wasted attempt (one per request/response round trip). */
+	if (c->rx_drained)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+	c->recv_len = len;
 	c->recv_armed = true;
 }
 
@@ -602,6 +608,7 @@ static void on_recv(struct rs_op *op, int res, uint32_t flags)
 	} else if (c->state != CONN_CLOSING) {
 		c->last_rx_ms = rs_now_ms();
 		c->ping_out = false;   /* any traffic proves the peer alive */
+		c->rx_drained = (uint32_t)res < c->recv_len;
 		if (c->recv_direct) {
 			c->got += (uint32_t)res;
 			if (c->got == c->want)

@@ -265,6 +265,8 @@ struct iscsi_conn {
 	/* ---- reader ---- */
 	struct rs_op recv_op;
 	bool recv_armed;
+	bool rx_drained;            /* last recv did not fill its buffer: socket likely empty */
+	uint32_t recv_len;          /* size of the armed recv */
 	bool rx_stopped;            /* EOF/error or closing: no more reads */
 	uint8_t *stage;             /* staging buffer */
 	uint32_t rpos, wpos;

@@ -20,7 +20,6 @@
  * reg_lock so that logins on the reactors never wait for the control plane.
  */
 #include "registry.h"
-#include "registry_admin.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -684,7 +684,6 @@ struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scs
 	atomic_init(&lu->swp, false);
 	lu->readonly = p->readonly || bs->readonly;
 	lu->thin = p->thin_provisioning;
-	if (getenv("RS_TMP_FORCE_THIN")) lu->thin = true; /* XXX TEMP remove */
 	atomic_init(&lu->refcnt, 1);
 	pthread_mutex_init(&lu->lock, NULL);
 	scsi_rl_init(&lu->rl);

@@ -1,10 +1,14 @@
 /* scsi_sbc.c - SBC-3 block commands: READ/WRITE 6/10/12/16, WRITE AND VERIFY,
  * VERIFY, SYNCHRONIZE CACHE, READ CAPACITY, START STOP UNIT, PREVENT ALLOW
- * MEDIUM REMOVAL.
+ * MEDIUM REMOVAL, UNMAP, WRITE SAME, GET LBA STATUS, PRE-FETCH, READ DEFECT
+ * DATA, and the atomic ones: COMPARE AND WRITE, ORWRITE, WRITE ATOMIC (16).
  *
  * A command that needs the medium becomes exactly one bio at a time (the one
  * embedded in struct scsi_cmd); its completion (sbc_bio_done) runs on the
- * reactor and finishes the command.  The backend never sees a CDB.
+ * reactor and finishes the command.  The backend never sees a CDB.  Before
+ * its first medium access a command claims its LBA range in the LU's range
+ * lock (scsi.c): shared for reads and writes, exclusive for the atomic
+ * commands; the claim is dropped when the command completes.
  */
 #include <errno.h>
 #include <string.h>
@@ -131,7 +135,9 @@ static void sbc_bio_done(struct bio *bio, int err)
 		return;
 	}
 	if (err) {
-		scsi_set_errno_sense(cmd, err, cmd->stage != SBC_READ && cmd->stage != SBC_VERIFY_READ);
+		scsi_set_errno_sense(cmd, err, cmd->stage != SBC_READ && cmd->stage != SBC_VERIFY_READ &&
+					 cmd->stage != SBC_CAW_READ && cmd->stage != SBC_ORW_READ &&
+					 cmd->stage != SBC_RMW_READ);
 		if (cmd->stage == SBC_READ)
 			cmd->data_in_len = 0;
 		scsi_cmd_complete(cmd);

@@ -32,8 +32,11 @@ def score(text):
             continue
         if "[SKIPPED]" in rest:
             skipped.add(current)
-        verdict = re.search(r"(?:^|\.\.\.|\s)(passed|FAILED)\s*$", rest)
-        if verdict and "[FAILED]" not in rest and results[current] is None:
+        # CUnit prints the verdict at the start of a line (or right after the
+        # "..." of the test line); libiscsi's next log may follow on the same
+        # line, so only the leading token counts.
+        verdict = re.match(r"^(passed|FAILED)\b", rest.lstrip() if m else rest)
+        if verdict and results[current] is None:
             results[current] = "PASS" if verdict.group(1) == "passed" else "FAIL"
     out = {}
     for name, v in results.items():

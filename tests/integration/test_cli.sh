@@ -3,7 +3,8 @@
 # commands (s/tgtadm/ringstoradm/), the show layout and JSON, error exits,
 # ACLs as seen by a real initiator (libiscsi's iscsi-ls), sessions, online
 # resize and forced deletion, CHAP accounts, dump, sessions view and delete,
-# portals with group tags.  Env: BUILD, PORT (optional).  Exit 0 pass, 1 fail.
+# portals with group tags; NFS exports (--lld nfs --mode export) when the
+# daemon has the NFS gateway.  Env: BUILD, PORT (optional).  Exit 0 pass, 1 fail.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -544,5 +545,80 @@ expect_ok ADM --lld iscsi --mode target --op show
 [ -z "$OUT" ] || fail "targets left: $OUT"
 daemon_alive || fail "daemon died"
 ok "delete LU and target"
+
+# ---- NFS exports (--lld nfs): argument checks need no daemon support
+expect_ok "$RINGSTORADM" --help
+echo "$OUT" | grep -q -- '--clients' || fail "--help lacks the NFS export options"
+expect_err 22 "needs --lld nfs" ADM --lld iscsi --mode export --op show
+expect_err 22 "iscsi mode" ADM --lld nfs --mode target --op show
+expect_err 22 "not supported (iscsi, nfs)" ADM --lld fc --mode target --op show
+expect_err 22 "--path is required" ADM --lld nfs --mode export --op new --clients '*(ro)'
+expect_err 22 "--clients" ADM --lld nfs --mode export --op new --path /srv/x
+expect_err 22 "either --export" ADM --lld nfs --mode export --op new --path /srv/x --export '/srv/x *'
+expect_err 22 "--path or --export-id" ADM --lld nfs --mode export --op delete
+expect_err 22 "not an absolute path" ADM --lld nfs --mode export --op delete --path srv/x
+expect_err 22 "out of range" ADM --lld nfs --mode export --op delete --export-id 4294967296
+expect_err 22 "belong to --lld nfs" ADM --lld iscsi --mode target --op show --path /srv/x
+expect_err 22 "unsupported operation 'bind'" ADM --lld nfs --mode export --op bind
+# NLM locks are not there yet, and the daemon says so (ENOSYS)
+expect_err 38 "not implemented yet" ADM --lld nfs --mode lock --op show
+ok "nfs: argument checks"
+
+if "$RINGSTORD" --help 2>&1 | grep -qi nfs; then
+	mkdir -p "$T/exp1" "$T/exp 2"
+	E1=$(cd "$T/exp1" && pwd -P)
+	E2=$(cd "$T/exp 2" && pwd -P)
+	expect_ok ADM --lld nfs --mode export --op show
+	[ -z "$OUT" ] || fail "exports before any were added: $OUT"
+	expect_ok ADM --lld nfs --mode export --op new --path "$E1" \
+		--clients '127.0.0.0/8(rw,insecure,no_root_squash) *(ro)'
+	expect_err 17 "already exported" ADM --lld nfs --mode export --op new --path "$E1" --clients '*'
+	expect_err 22 "unknown export option 'nohide'" \
+		ADM --lld nfs --mode export --op new --path "$E2" --clients '*(nohide)'
+	expect_err 22 "No such file" ADM --lld nfs --mode export --op new --path "$T/none" --clients '*'
+	# the exports(5) line form, a blank in the path written \040, and an id
+	expect_ok ADM --lld nfs --mode export --op new --export-id 77 \
+		--export "$(printf '%s' "$E2" | sed 's/ /\\040/g') *(ro,insecure)"
+	expect_ok ADM --lld nfs --mode export --op show
+	echo "$OUT" | grep -qF "$E1" || fail "export show lacks $E1: $OUT"
+	echo "$OUT" | grep -qF "127.0.0.0/8(rw," || fail "export show lacks the client options: $OUT"
+	echo "$OUT" | grep -qF "$E2" || fail "export show lacks '$E2': $OUT"
+	expect_ok ADM --lld nfs --mode export --op show --json
+	printf '%s' "$OUT" | E1="$E1" E2="$E2" python3 -c '
+import json, os, sys
+d = json.load(sys.stdin)
+paths = {e["path"]: e for e in d}
+assert os.environ["E1"] in paths and os.environ["E2"] in paths, d
+assert paths[os.environ["E2"]]["id"] == 77, d
+assert len(paths[os.environ["E1"]]["clients"]) == 2, d
+' || fail "export show --json: $OUT"
+	expect_ok ADM --lld nfs --mode export --op update --export-id 77 --clients '127.0.0.1(rw,insecure)'
+	expect_ok ADM --lld nfs --mode export --op show --json
+	printf '%s' "$OUT" | python3 -c '
+import json, sys
+d = [e for e in json.load(sys.stdin) if e["id"] == 77]
+assert len(d) == 1 and d[0]["clients"][0]["spec"] == "127.0.0.1", d
+assert d[0]["clients"][0]["options"].startswith("rw,"), d
+' || fail "update by --export-id: $OUT"
+	expect_err 2 "not exported" ADM --lld nfs --mode export --op update --path "$T" --clients '*'
+	# the dump carries them and is a valid configuration
+	expect_ok ADM --op dump
+	printf '%s\n' "$OUT" >"$T/dump-nfs.conf"
+	grep -q '^nfs = {' "$T/dump-nfs.conf" || fail "dump lacks the nfs section: $OUT"
+	grep -qF "path = \"$E1\"" "$T/dump-nfs.conf" || fail "dump lacks $E1: $OUT"
+	grep -qF "fsid=77" "$T/dump-nfs.conf" || fail "dump lacks the export id: $OUT"
+	"$RINGSTORD" --check-config -c "$T/dump-nfs.conf" >"$T/check.out" 2>&1 \
+		|| fail "dump with exports is not a valid config: $(cat "$T/check.out")"
+	expect_ok ADM --lld nfs --mode export --op delete --path "$E1"
+	expect_err 2 "not exported" ADM --lld nfs --mode export --op delete --path "$E1"
+	expect_ok ADM --lld nfs --mode export --op delete --export-id 77
+	expect_err 2 "no export with id 77" ADM --lld nfs --mode export --op delete --export-id 77
+	expect_ok ADM --lld nfs --mode export --op show
+	[ -z "$OUT" ] || fail "exports left after delete: $OUT"
+	daemon_alive || fail "daemon died"
+	ok "nfs: export new, show, update, dump, delete"
+else
+	echo "skip: ringstord has no NFS support (--help); live export tests skipped"
+fi
 echo "test_cli: all passed"
 exit 0

@@ -54,3 +54,5 @@ if command -v iscsi-inq >/dev/null; then
 	grep -q "libsecret12345\|tgtsecret12345" "$T/daemon.log" && fail "a CHAP secret was logged"
 	daemon_alive || fail "daemon died"
 fi
+grep -qi "sanitizer\|runtime error" "$T/daemon.log" && fail "sanitizer report"
+ok "no sanitizer report"

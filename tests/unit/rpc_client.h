@@ -192,6 +192,7 @@ static inline uint8_t *rc_recv_record(int fd, uint32_t *len, int timeout_ms)
 	uint8_t *rec = NULL;
 	uint32_t total = 0;
 
+	*len = 0;
 	for (;;) {
 		uint8_t hdr[4];
 		uint32_t v, n;
@@ -224,6 +225,7 @@ static inline uint8_t *rc_recv_udp(int fd, uint32_t *len, int timeout_ms)
 	uint8_t *buf;
 	ssize_t r;
 
+	*len = 0;
 	if (poll(&pfd, 1, timeout_ms) <= 0)
 		return NULL;
 	buf = malloc(65536);
@@ -238,9 +240,9 @@ static inline uint8_t *rc_recv_udp(int fd, uint32_t *len, int timeout_ms)
 	return buf;
 }
 
-/* Parse a reply: returns accept_stat (0..5) for MSG_ACCEPTED, 100 + reject
- * detail for MSG_DENIED (100 = RPC_MISMATCH, 101 + auth_stat = AUTH_ERROR... as
- * 100 + 1*10 + auth_stat), -1 if malformed.  *res/*res_len: after accept_stat. */
+/* Parse a reply: returns accept_stat (0..5) for MSG_ACCEPTED; for MSG_DENIED
+ * 100 (RPC_MISMATCH; res points at "high") or 110 + auth_stat (AUTH_ERROR);
+ * -1 if malformed.  res and res_len: what follows accept_stat. */
 static inline int rc_parse_reply(const uint8_t *rep, uint32_t len, uint32_t xid,
 				 const uint8_t **res, uint32_t *res_len)
 {

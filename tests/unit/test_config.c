@@ -11,14 +11,13 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "conf/config_ext.h"
 #include "target/registry.h"
-#include "target/registry_admin.h"
 
 static struct rs_config cfg;
 static char err[1024];
@@ -46,6 +45,9 @@ static void expect_error(const char *text, int line, const char *needle)
 	/* nothing is left allocated after a failure */
 	assert_null(cfg.targets);
 	assert_int_equal(cfg.ntargets, 0);
+	assert_null(cfg.accounts);
+	assert_null(cfg.exports);
+	assert_int_equal(cfg.nexports, 0);
 }
 
 static void test_empty_defaults(void **state)
@@ -302,6 +304,17 @@ static void test_shipped_files(void **state)
 	if (config_load(path, &cfg, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_true(cfg.ntargets >= 1);
+	/* documents the defaults */
+	assert_string_equal(cfg.state_dir, CONFIG_DEFAULT_STATE_DIR);
+	assert_false(cfg.nfs_enabled);
+	assert_string_equal(cfg.nfs.bind_addr, "0.0.0.0");
+	assert_int_equal(cfg.nfs.nfs_port, 2049);
+	assert_int_equal(cfg.nfs.mount_port, 20048);
+	assert_int_equal(cfg.nfs.nlm_port, 32803);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_AUTO);
+	assert_int_equal(cfg.nfs.portmap_port, 111);
+	assert_int_equal(cfg.nexports, 2);
+	assert_string_equal(cfg.exports[1].path, "/srv/iso");
 	config_free(&cfg);
 }
 
@@ -469,7 +482,7 @@ static void test_portal_tags(void **state)
 
 static void test_accounts_config(void **state)
 {
-	const struct rs_config_chap *ch;
+	const struct rs_config *ch = &cfg;
 	(void)state;
 
 	if (load("accounts = (\n"
@@ -484,7 +497,6 @@ static void test_accounts_config(void **state)
 		 "  { tid = 2; name = \"iqn.2026-11.io.ringstor:b\"; }\n"
 		 ");\n") != 0)
 		fail_msg("%s", err);
-	ch = config_chap(&cfg);
 	assert_int_equal(ch->naccounts, 3);
 	assert_string_equal(ch->accounts[0].user, "alice");
 	assert_string_equal(ch->accounts[0].password, "alice-secret-1");
@@ -494,14 +506,15 @@ static void test_accounts_config(void **state)
 	assert_string_equal(ch->discovery.in[1], "bob");
 	assert_string_equal(ch->discovery.out, "tgt");
 	assert_int_equal(ch->ntargets, 2);
-	assert_int_equal(ch->targets[0].nin, 1);
-	assert_string_equal(ch->targets[0].in[0], "bob");
-	assert_string_equal(ch->targets[0].out, "tgt");
-	assert_int_equal(ch->targets[1].nin, 0);
-	assert_string_equal(ch->targets[1].out, "");
+	assert_int_equal(ch->targets[0].chap.nin, 1);
+	assert_string_equal(ch->targets[0].chap.in[0], "bob");
+	assert_string_equal(ch->targets[0].chap.out, "tgt");
+	assert_int_equal(ch->targets[1].chap.nin, 0);
+	assert_string_equal(ch->targets[1].chap.out, "");
 	config_free(&cfg);
-	assert_int_equal(config_chap(&cfg)->naccounts, 0);
-	assert_false(config_lun_thin(&cfg, 0, 0));
+	assert_int_equal(cfg.naccounts, 0);
+	assert_null(cfg.accounts);
+	assert_int_equal(cfg.discovery.nin, 0);
 
 	/* per-LUN thin_provisioning */
 	if (load("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
@@ -509,9 +522,9 @@ static void test_accounts_config(void **state)
 		 "           { lun = 2; type = \"null\"; thin_provisioning = false; },\n"
 		 "           { lun = 3; type = \"null\"; } ); } );") != 0)
 		fail_msg("%s", err);
-	assert_true(config_lun_thin(&cfg, 0, 0));
-	assert_false(config_lun_thin(&cfg, 0, 1));
-	assert_false(config_lun_thin(&cfg, 0, 2));
+	assert_true(cfg.targets[0].luns[0].thin_provisioning);
+	assert_false(cfg.targets[0].luns[1].thin_provisioning);
+	assert_false(cfg.targets[0].luns[2].thin_provisioning);
 	config_free(&cfg);
 	expect_error("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";\n"
 		     "  luns = ( { lun = 1; type = \"null\";\n thin_provisioning = 1; } ); } );", 3,
@@ -520,7 +533,7 @@ static void test_accounts_config(void **state)
 	/* no accounts: the empty set, and an empty user list is harmless */
 	assert_int_equal(load("targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:a\";"
 			      " incoming_users = [ ]; } );"), 0);
-	assert_int_equal(config_chap(&cfg)->naccounts, 0);
+	assert_int_equal(cfg.naccounts, 0);
 	config_free(&cfg);
 
 	/* errors, at the line of the culprit */
@@ -659,22 +672,19 @@ static void test_dump_roundtrip(void **state)
 	assert_true(t->luns[1].bs.size == 6ull << 30);
 	assert_int_equal(t->luns[1].bs.block_size, 4096);
 	assert_string_equal(t->luns[1].serial, "SN-2");
-	assert_false(config_lun_thin(&cfg, 1, 0));
-	assert_true(config_lun_thin(&cfg, 1, 1));
-	assert_false(config_lun_thin(&cfg, 1, 2));
-	assert_false(config_lun_thin(&cfg, 1, 3));     /* out of range */
-	assert_false(config_lun_thin(&cfg, 5, 0));
+	assert_false(t->luns[0].thin_provisioning);
+	assert_true(t->luns[1].thin_provisioning);
+	assert_false(t->luns[2].thin_provisioning);
 	assert_true(t->luns[2].lun == 5);
 	assert_non_null(strstr(t->luns[2].path, "we\\ird \"name\".img"));
 	assert_int_equal(t->naddr_acls, 2);
 	assert_string_equal(t->addr_acls[1], "10.0.0.0/8");
 	assert_int_equal(t->nname_acls, 1);
-	const struct rs_config_chap *ch = config_chap(&cfg);
-	assert_int_equal(ch->naccounts, 3);
-	assert_string_equal(ch->accounts[0].password, "al\"ice\\sec ret");
-	assert_int_equal(ch->discovery.nin, 1);
-	assert_int_equal(ch->targets[1].nin, 2);
-	assert_string_equal(ch->targets[1].out, "tgt");
+	assert_int_equal(cfg.naccounts, 3);
+	assert_string_equal(cfg.accounts[0].password, "al\"ice\\sec ret");
+	assert_int_equal(cfg.discovery.nin, 1);
+	assert_int_equal(t->chap.nin, 2);
+	assert_string_equal(t->chap.out, "tgt");
 
 	/* ... and recreates the same registry */
 	reg_shutdown();
@@ -822,6 +832,328 @@ static void test_resize_real(void **state)
 	rmdir(dir);
 }
 
+/* ---- daemon.state_dir and the nfs section ---- */
+
+static void test_state_dir(void **state)
+{
+	char longp[5000];
+	(void)state;
+
+	assert_int_equal(load(""), 0);
+	assert_string_equal(cfg.state_dir, "");
+	assert_string_equal(cfg.nfs.state_dir, CONFIG_DEFAULT_STATE_DIR);
+	config_free(&cfg);
+	if (load("daemon = {\n state_dir = \"/srv/ringstor state\";\n};\n") != 0)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.state_dir, "/srv/ringstor state");
+	/* the NFS handle secret follows it */
+	assert_string_equal(cfg.nfs.state_dir, "/srv/ringstor state");
+	config_free(&cfg);
+	expect_error("daemon = {\n state_dir = \"var/state\";\n};", 2, "absolute path");
+	expect_error("daemon = {\n state_dir = \"\";\n};", 2, "absolute path");
+	expect_error("daemon = {\n state_dir = 3;\n};", 2, "must be a string");
+	expect_error("daemon = {\n state_dir = \"/a\\nb\";\n};", 2, "control character");
+	memset(longp, 'a', sizeof(longp));
+	longp[0] = '/';
+	snprintf(longp + 4200, 100, "\";\n};");
+	{
+		char text[5200];
+		snprintf(text, sizeof(text), "daemon = {\n state_dir = \"%s", longp);
+		expect_error(text, 2, "too long");
+	}
+}
+
+static void test_nfs_defaults(void **state)
+{
+	(void)state;
+	assert_int_equal(load(""), 0);
+	assert_false(cfg.nfs_enabled);
+	assert_string_equal(cfg.nfs.bind_addr, "0.0.0.0");
+	assert_int_equal(cfg.nfs.nfs_port, 2049);
+	assert_int_equal(cfg.nfs.mount_port, 20048);
+	assert_int_equal(cfg.nfs.nlm_port, 32803);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_AUTO);
+	assert_int_equal(cfg.nfs.portmap_port, 111);
+	assert_int_equal(cfg.nexports, 0);
+	config_free(&cfg);
+	assert_int_equal(load("nfs = { };"), 0);
+	assert_false(cfg.nfs_enabled);
+	config_free(&cfg);
+}
+
+static const char *nfs_conf =
+	"nfs = {\n"
+	"  enabled = true;\n"
+	"  bind = \"127.0.0.1\";\n"
+	"  nfs_port = 12049; mount_port = 0; nlm_port = 12049;\n"
+	"  portmap = \"off\";\n"
+	"  portmap_port = 1111;\n"
+	"  exports = (\n"
+	"    { path = \"/srv/images\"; clients = \"10.0.0.0/8(rw,no_root_squash) *(ro)\"; },\n"
+	"    \"/srv/iso *(ro,insecure)\",\n"
+	"    { path = \"/srv/a b(c)\"; clients = \"::1(rw,fsid=7,anonuid=1000)\"; },\n"
+	"    \"/srv/all\"\n"
+	"  );\n"
+	"};\n";
+
+static void test_nfs_section(void **state)
+{
+	const struct rs_config_export *e;
+	(void)state;
+
+	if (load(nfs_conf) != 0)
+		fail_msg("%s", err);
+	assert_true(cfg.nfs_enabled);
+	assert_string_equal(cfg.nfs.bind_addr, "127.0.0.1");
+	assert_int_equal(cfg.nfs.nfs_port, 12049);
+	assert_int_equal(cfg.nfs.mount_port, 0);
+	assert_int_equal(cfg.nfs.nlm_port, 12049);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_OFF);
+	assert_int_equal(cfg.nfs.portmap_port, 1111);
+	assert_int_equal(cfg.nexports, 4);
+	e = &cfg.exports[0];
+	assert_string_equal(e->path, "/srv/images");
+	assert_int_equal(e->line, 8);
+	assert_int_equal(e->nclients, 2);
+	assert_int_equal(e->clients[0].kind, EXPORT_CLIENT_ADDR);
+	assert_string_equal(e->clients[0].spec, "10.0.0.0/8");
+	assert_true(e->clients[0].opts.rw);
+	assert_false(e->clients[0].opts.root_squash);
+	assert_true(e->clients[0].opts.sync);
+	assert_int_equal(e->clients[1].kind, EXPORT_CLIENT_ANY);
+	assert_false(e->clients[1].opts.rw);
+	assert_true(e->clients[1].opts.root_squash);
+	e = &cfg.exports[1];
+	assert_string_equal(e->path, "/srv/iso");
+	assert_int_equal(e->line, 9);
+	assert_int_equal(e->nclients, 1);
+	assert_false(e->clients[0].opts.secure);
+	assert_false(e->clients[0].opts.rw);
+	e = &cfg.exports[2];
+	assert_string_equal(e->path, "/srv/a b(c)");     /* escaped and back */
+	assert_int_equal(e->clients[0].kind, EXPORT_CLIENT_ADDR);
+	assert_true(e->clients[0].opts.fsid_set);
+	assert_int_equal(e->clients[0].opts.fsid, 7);
+	assert_int_equal(e->clients[0].opts.anonuid, 1000);
+	e = &cfg.exports[3];
+	assert_string_equal(e->path, "/srv/all");         /* exports(5): everyone, ro */
+	assert_int_equal(e->nclients, 1);
+	assert_int_equal(e->clients[0].kind, EXPORT_CLIENT_ANY);
+	config_free(&cfg);
+	assert_null(cfg.exports);
+
+	/* every portmap word; an array of lines is fine too */
+	assert_int_equal(load("nfs = { portmap = \"builtin\"; exports = [ \"/x *(rw)\" ]; };"), 0);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_BUILTIN);
+	assert_int_equal(cfg.nexports, 1);
+	config_free(&cfg);
+	assert_int_equal(load("nfs = { portmap = \"rpcbind\"; bind = \"::\"; };"), 0);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_RPCBIND);
+	assert_string_equal(cfg.nfs.bind_addr, "::");
+	config_free(&cfg);
+	assert_int_equal(load("nfs = { portmap = \"auto\"; };"), 0);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_AUTO);
+	config_free(&cfg);
+	/* state_dir reaches the NFS settings wherever the sections are */
+	assert_int_equal(load("nfs = { enabled = true; };\ndaemon = { state_dir = \"/st\"; };"), 0);
+	assert_string_equal(cfg.nfs.state_dir, "/st");
+	config_free(&cfg);
+}
+
+static void test_nfs_errors(void **state)
+{
+	(void)state;
+	expect_error("nfs = {\n enabled = true;\n exprots = ( );\n};", 3, "unknown setting 'exprots' in nfs");
+	expect_error("nfs = (\n);", 1, "must be a group");
+	expect_error("nfs = {\n enabled = 1;\n};", 2, "true or false");
+	expect_error("nfs = {\n bind = \"localhost\";\n};", 2, "numeric");
+	expect_error("nfs = {\n bind = 1;\n};", 2, "must be a string");
+	expect_error("nfs = {\n nfs_port = 0;\n};", 2, "out of range");
+	expect_error("nfs = {\n\n nfs_port = 65536;\n};", 3, "out of range");
+	expect_error("nfs = {\n mount_port = -1;\n};", 2, "out of range");
+	expect_error("nfs = {\n portmap_port = 0;\n};", 2, "out of range");
+	expect_error("nfs = {\n portmap = \"yes\";\n};", 2, "unknown portmap 'yes'");
+	expect_error("nfs = {\n portmap = true;\n};", 2, "must be a string");
+	expect_error("nfs = {\n mount_port = 5000;\n nlm_port = 5000;\n};", 3, "both 5000");
+	expect_error("nfs = {\n nfs_port = 111;\n};", 1, "portmap_port 111");
+	expect_error("nfs = {\n nfs_port = 111;\n portmap_port = 111;\n};", 3, "portmap_port 111");
+	/* ... but with the portmapper off, port 111 is free */
+	assert_int_equal(load("nfs = { nfs_port = 111; portmap = \"off\"; };"), 0);
+	config_free(&cfg);
+	expect_error("nfs = {\n exports = \"/x\";\n};", 2, "must be a list");
+	expect_error("nfs = {\n exports = (\n 5\n );\n};", 3, "exports(5) line");
+	/* unknown options are refused with the parser's own words */
+	/* (libconfig gives a string the line of the token after it: keep
+	 * the closing parenthesis on the string's line) */
+	expect_error("nfs = {\n exports = (\n \"/x *(rw)\",\n \"/y *(rw,nohide)\" );\n};", 4,
+		     "nfs export: unknown export option 'nohide'");
+	expect_error("nfs = {\n exports = (\n { path = \"/x\";\n  clients = \"*(rw,bogus=1)\"; }\n );\n};",
+		     4, "unknown export option 'bogus=1'");
+	expect_error("nfs = {\n exports = (\n \"srv/x *(rw)\" );\n};", 3, "not absolute");
+	expect_error("nfs = {\n exports = (\n { path = \"srv/x\"; clients = \"*\"; }\n );\n};", 3,
+		     "not absolute");
+	expect_error("nfs = {\n exports = (\n { clients = \"*\"; }\n );\n};", 3, "without 'path");
+	expect_error("nfs = {\n exports = (\n { path = \"/x\";\n host = \"*\"; }\n );\n};", 4,
+		     "unknown setting 'host' in an nfs export");
+	expect_error("nfs = {\n exports = (\n { path = \"/x\"; clients = 3; }\n );\n};", 3,
+		     "must be a string");
+	expect_error("nfs = {\n exports = (\n \"/x 10.0.0.0/33(rw)\" );\n};", 3, "10.0.0.0/33");
+	expect_error("nfs = {\n exports = (\n \"/x @netgroup(rw)\" );\n};", 3, "netgroups");
+	expect_error("nfs = {\n exports = (\n \"/x *(rw\" );\n};", 3, "nfs export:");
+	expect_error("nfs = {\n exports = (\n \"/x *(rw)\",\n { path = \"/x\"; clients = \"*\"; }\n );\n};",
+		     4, "duplicate nfs export /x (first at line 3)");
+	expect_error("nfs = {\n exports = (\n \"/x *(fsid=5)\",\n"
+		     " { path = \"/y\";\n clients = \"*(ro,fsid=5)\"; }\n );\n};",
+		     5, "fsid=5 is already used by /x (line 3)");
+}
+
+static void test_export_line(void **state)
+{
+	char line[256], path[4096];
+	struct export_client *cl;
+	int n;
+	(void)state;
+
+	assert_int_equal(config_export_line("/srv/x", "*(rw)", line, sizeof(line)), 0);
+	assert_string_equal(line, "/srv/x *(rw)");
+	assert_int_equal(config_export_line("/srv/x", "", line, sizeof(line)), 0);
+	assert_string_equal(line, "/srv/x");
+	assert_int_equal(config_export_line("/srv/x", NULL, line, sizeof(line)), 0);
+	assert_string_equal(line, "/srv/x");
+	assert_int_equal(config_export_line("/a b\t\"q\"\\#(p)", "h(ro)", line, sizeof(line)), 0);
+	assert_string_equal(line, "/a\\040b\\011\\042q\\042\\134\\043\\050p\\051 h(ro)");
+	assert_int_equal(exports_parse_line(line, path, sizeof(path), &cl, &n, NULL, 0), 0);
+	assert_string_equal(path, "/a b\t\"q\"\\#(p)");
+	assert_int_equal(n, 1);
+	assert_string_equal(cl[0].spec, "h");
+	free(cl);
+	/* does not fit: refused, never truncated */
+	assert_int_equal(config_export_line("/srv/x", "*(rw)", line, 8), -1);
+	assert_int_equal(config_export_line("/a b", NULL, line, 4), -1);
+	assert_int_equal(config_export_line("/a b", NULL, line, 7), -1);
+	assert_int_equal(config_export_line("/a b", NULL, line, 8), 0);
+	assert_string_equal(line, "/a\\040b");
+	assert_int_equal(config_export_line("/ab", NULL, line, 3), -1);
+	assert_int_equal(config_export_line("/ab", NULL, NULL, 3), -1);
+}
+
+static char *dump_all(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	reg_dump_config(f);
+	config_dump_nfs(f);
+	fclose(f);
+	return buf;
+}
+
+static void test_nfs_apply_dump(void **state)
+{
+	char dir[] = "/tmp/ringstor-nfs-XXXXXX", d1[PATH_MAX + 16], d2[PATH_MAX + 16], d3[PATH_MAX + 16];
+	char text[3 * PATH_MAX + 1024], canon[PATH_MAX];
+	char *dump, *dump2, *show = NULL;
+	size_t slen = 0;
+	struct nfs_export *e;
+	FILE *f;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(realpath(dir, canon));
+	snprintf(d1, sizeof(d1), "%s/images", canon);
+	snprintf(d2, sizeof(d2), "%s/iso dir", canon);
+	snprintf(d3, sizeof(d3), "%s/missing", canon);
+	assert_int_equal(mkdir(d1, 0755), 0);
+	assert_int_equal(mkdir(d2, 0755), 0);
+	reg_init();
+
+	/* disabled: checked but not served */
+	snprintf(text, sizeof(text), "nfs = { exports = ( \"%s *(rw)\" ); };", d1);
+	assert_int_equal(load(text), 0);
+	assert_int_equal(config_apply(&cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+	assert_false(config_nfs_enabled());
+	assert_null(nfs_export_get_by_path(d1));
+	dump = dump_all();
+	assert_null(strstr(dump, "nfs = {"));     /* nothing to say */
+	free(dump);
+
+	/* enabled: the exports are in the table, with their options */
+	snprintf(text, sizeof(text),
+		 "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:n\"; } );\n"
+		 "nfs = {\n enabled = true; bind = \"127.0.0.1\"; nfs_port = 12049; portmap = \"builtin\";\n"
+		 " exports = (\n"
+		 "  { path = \"%s\"; clients = \"10.0.0.0/8(rw,no_root_squash) *(ro)\"; },\n"
+		 "  { path = \"%s\"; clients = \"127.0.0.1(rw,insecure,fsid=42)\"; }\n"
+		 " );\n};\n", d1, d2);
+	if (load(text) != 0)
+		fail_msg("%s", err);
+	if (config_apply(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	config_free(&cfg);
+	assert_true(config_nfs_enabled());
+	e = nfs_export_get_by_path(d1);
+	assert_non_null(e);
+	assert_int_equal(e->nclients, 2);
+	assert_true(e->clients[0].opts.rw);
+	nfs_export_put(e);
+	e = nfs_export_get_by_id(42);
+	assert_non_null(e);
+	assert_string_equal(e->path, d2);
+	nfs_export_put(e);
+	f = open_memstream(&show, &slen);
+	nfs_exports_show(f, false);
+	fclose(f);
+	assert_non_null(strstr(show, "10.0.0.0/8(rw,"));
+	free(show);
+
+	/* the dump carries the nfs section and loads back to the same */
+	dump = dump_all();
+	assert_non_null(strstr(dump, "\nnfs = {\n    enabled = true;\n    bind = \"127.0.0.1\";\n"
+				     "    nfs_port = 12049;"));
+	assert_non_null(strstr(dump, "portmap = \"builtin\";"));
+	if (load(dump) != 0)
+		fail_msg("%s\n%s", err, dump);
+	assert_true(cfg.nfs_enabled);
+	assert_int_equal(cfg.nfs.nfs_port, 12049);
+	assert_int_equal(cfg.nfs.portmap, RS_NFS_PORTMAP_BUILTIN);
+	assert_int_equal(cfg.nexports, 2);
+	assert_string_equal(cfg.exports[1].path, d2);
+	assert_true(cfg.exports[1].clients[0].opts.fsid_set);
+	assert_false(cfg.exports[1].clients[0].opts.secure);
+	reg_shutdown();
+	nfs_exports_clear();
+	reg_init();
+	if (config_apply(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	config_free(&cfg);
+	dump2 = dump_all();
+	assert_string_equal(dump, dump2);
+	free(dump);
+	free(dump2);
+
+	/* a missing directory fails the apply at its line, and undoes all */
+	reg_shutdown();
+	nfs_exports_clear();
+	reg_init();
+	snprintf(text, sizeof(text),
+		 "targets = ( { tid = 1; name = \"iqn.2026-11.io.ringstor:n\"; } );\n"
+		 "nfs = {\n enabled = true;\n exports = (\n \"%s *\",\n \"%s *\" );\n};\n", d1, d3);
+	assert_int_equal(load(text), 0);
+	assert_int_equal(config_apply(&cfg, err, sizeof(err)), -1);
+	config_free(&cfg);
+	if (!strstr(err, "t.conf:6: nfs: ") || !strstr(err, "/missing"))
+		fail_msg("%s", err);
+	assert_false(reg_target_exists(1));
+	assert_null(nfs_export_get_by_path(d1));
+
+	reg_shutdown();
+	nfs_exports_clear();
+	rmdir(d1);
+	rmdir(d2);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -840,6 +1172,12 @@ int main(void)
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_apply_accounts),
 		cmocka_unit_test(test_resize_real),
+		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_nfs_defaults),
+		cmocka_unit_test(test_nfs_section),
+		cmocka_unit_test(test_nfs_errors),
+		cmocka_unit_test(test_export_line),
+		cmocka_unit_test(test_nfs_apply_dump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,8 +24,8 @@
 
 #include "core/control.h"
 #include "core/control_proto.h"
+#include "nfsgw/exports.h"
 #include "target/registry.h"
-#include "target/registry_admin.h"
 
 /* ------------------------------------------------------------ stubs */
 
@@ -1225,6 +1226,201 @@ static void test_concurrent_lun_churn(void **state)
 	reg_target_put(t);
 }
 
+/* ---- --lld nfs --mode export through control_execute ---- */
+
+static void test_control_exports(void **state)
+{
+	char dir[] = "/tmp/ringstor-ctlexp-XXXXXX", canon[PATH_MAX], d1[PATH_MAX + 16],
+	     d2[PATH_MAX + 16];
+	struct ctl_request r;
+	char msg[CTL_MSG_MAX], *body = NULL;
+	struct nfs_export *e;
+	uint32_t id1;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(realpath(dir, canon));
+	snprintf(d1, sizeof(d1), "%s/images", canon);
+	snprintf(d2, sizeof(d2), "%s/iso dir", canon);
+	assert_int_equal(mkdir(d1, 0755), 0);
+	assert_int_equal(mkdir(d2, 0755), 0);
+	nfs_exports_clear();
+
+#define XREQ(o) do { ctl_request_init(&r); r.mode = CTL_MODE_EXPORT; r.op = (o); } while (0)
+	/* new: --path + --clients */
+	XREQ(CTL_OP_NEW);
+	strcpy(r.path, d1);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "--clients"));
+	free(body);
+	strcpy(r.clients, "10.0.0.0/8(rw,no_root_squash) *(ro)");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	/* the applied configuration did not enable NFS: said, not refused */
+	assert_non_null(strstr(msg, "warning: the NFS gateway is not enabled"));
+	free(body);
+	e = nfs_export_get_by_path(d1);
+	assert_non_null(e);
+	assert_int_equal(e->nclients, 2);
+	assert_true(e->clients[0].opts.rw);
+	assert_false(e->clients[0].opts.root_squash);
+	assert_false(e->clients[1].opts.rw);
+	id1 = e->id;
+	nfs_export_put(e);
+	assert_int_equal(exec(&r, &body, msg), EEXIST);
+	assert_non_null(strstr(msg, "already exported"));
+	free(body);
+	/* unknown options are refused with the parser's message */
+	XREQ(CTL_OP_NEW);
+	strcpy(r.path, d2);
+	strcpy(r.clients, "*(rw,nohide)");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "unknown export option 'nohide'"));
+	free(body);
+	/* a directory that does not exist */
+	XREQ(CTL_OP_NEW);
+	snprintf(r.path, sizeof(r.path), "%.200s/none", canon);
+	strcpy(r.clients, "*");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "No such file"));
+	free(body);
+	/* both forms at once: ambiguous */
+	XREQ(CTL_OP_NEW);
+	strcpy(r.path, d2);
+	strcpy(r.export_line, "/x *");
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	/* new: exports(5) line form (blank in the path written \040) with
+	 * --export-id, which becomes fsid= */
+	XREQ(CTL_OP_NEW);
+	snprintf(r.export_line, sizeof(r.export_line), "%s/iso\\040dir 127.0.0.1(rw,insecure)", canon);
+	r.has_export_id = true;
+	r.export_id = 4242;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	e = nfs_export_get_by_id(4242);
+	assert_non_null(e);
+	assert_string_equal(e->path, d2);
+	assert_true(e->clients[0].opts.fsid_set);
+	assert_false(e->clients[0].opts.secure);
+	nfs_export_put(e);
+	/* --export-id that contradicts fsid= */
+	XREQ(CTL_OP_NEW);
+	snprintf(r.export_line, sizeof(r.export_line), "%s *(fsid=1)", canon);
+	r.has_export_id = true;
+	r.export_id = 2;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	assert_non_null(strstr(msg, "fsid=1"));
+	free(body);
+
+	/* show: text like exportfs -v, and JSON */
+	XREQ(CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(body, "10.0.0.0/8(rw,"));
+	assert_non_null(strstr(body, "127.0.0.1(rw,"));
+	free(body);
+	r.json = true;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_true(body[0] == '[');
+	assert_non_null(strstr(body, "\"id\":4242"));
+	free(body);
+	r.has_export_id = true;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	/* update by id keeps the path; an update without fsid= keeps the id
+	 * (file handles carry it) */
+	XREQ(CTL_OP_UPDATE);
+	r.has_export_id = true;
+	r.export_id = 4242;
+	strcpy(r.clients, "*(ro)");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	e = nfs_export_get_by_id(4242);
+	assert_non_null(e);
+	assert_string_equal(e->path, d2);
+	assert_int_equal(e->nclients, 1);
+	assert_int_equal(e->clients[0].kind, EXPORT_CLIENT_ANY);
+	assert_false(e->clients[0].opts.rw);
+	nfs_export_put(e);
+	/* update by path (given non-canonically) */
+	XREQ(CTL_OP_UPDATE);
+	snprintf(r.path, sizeof(r.path), "%.200s/./images/", canon);
+	strcpy(r.clients, "*(rw,async)");
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	e = nfs_export_get_by_path(d1);
+	assert_non_null(e);
+	assert_int_equal(e->id, id1);
+	assert_false(e->clients[0].opts.sync);
+	nfs_export_put(e);
+	/* update of something not exported; path and id that disagree */
+	XREQ(CTL_OP_UPDATE);
+	strcpy(r.path, canon);
+	strcpy(r.clients, "*");
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	XREQ(CTL_OP_UPDATE);
+	strcpy(r.path, d1);
+	strcpy(r.clients, "*");
+	r.has_export_id = true;
+	r.export_id = 4242;
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	XREQ(CTL_OP_UPDATE);
+	r.has_export_id = true;
+	r.export_id = 1;
+	strcpy(r.clients, "*");
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+
+	/* the dump has an nfs section with both exports */
+	XREQ(CTL_OP_DUMP);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_non_null(strstr(body, "\nnfs = {\n    enabled = false;"));
+	assert_non_null(strstr(body, d1));
+	assert_non_null(strstr(body, "fsid=4242"));
+	free(body);
+
+	/* delete by path, by id; then nothing is left */
+	XREQ(CTL_OP_DELETE);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+	strcpy(r.path, d1);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	free(body);
+	XREQ(CTL_OP_DELETE);
+	r.has_export_id = true;
+	r.export_id = 4242;
+	assert_int_equal(exec(&r, &body, msg), 0);
+	free(body);
+	assert_int_equal(exec(&r, &body, msg), ENOENT);
+	assert_non_null(strstr(msg, "4242"));
+	free(body);
+	XREQ(CTL_OP_SHOW);
+	assert_int_equal(exec(&r, &body, msg), 0);
+	assert_string_equal(body, "");
+	free(body);
+	XREQ(CTL_OP_BIND);
+	assert_int_equal(exec(&r, &body, msg), EINVAL);
+	free(body);
+
+	/* NLM locks: not there yet, and said so */
+	ctl_request_init(&r);
+	r.mode = CTL_MODE_LOCK;
+	r.op = CTL_OP_SHOW;
+	assert_int_equal(exec(&r, &body, msg), ENOSYS);
+	assert_non_null(strstr(msg, "not implemented yet"));
+	free(body);
+#undef XREQ
+	nfs_exports_clear();
+	rmdir(d1);
+	rmdir(d2);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1243,6 +1439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lun_resize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_show_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_accounts_dump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_exports, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

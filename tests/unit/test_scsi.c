@@ -1583,6 +1583,7 @@ static void test_write_same(void **state)
 	cmd.data_out_len = 4096;
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	expect_file(FILE_BLOCKS - 24, 24, 0xff);
 	wbe64(&cdb[2], FILE_BLOCKS);            /* ... but from a valid LBA */
 	cmd_init(&cmd, flu, cdb, 16);
@@ -1596,6 +1597,7 @@ static void test_write_same(void **state)
 	cmd.data_out_len = 512;
 	run(&cmd);
 	assert_good(&cmd);                      /* 2048 blocks: fine */
+	scsi_cmd_release(&cmd);
 	wbe64(&cdb[2], 330);
 
 	/* invalid: wrong Data-Out size, ANCHOR, WRPROTECT, range */
@@ -1668,6 +1670,7 @@ static void test_compare_and_write(void **state)
 	cmd.data_out_len = cmd.expected_len = 2 * 4096;
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	assert_int_equal(cmd.xfer_len, 2 * 4096);
 	assert_true(cmd.xfer_is_write);
 	scsi_cmd_release(&cmd);
@@ -1705,12 +1708,14 @@ static void test_compare_and_write(void **state)
 	cmd_init(&cmd, flu, cdb, 16);
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	/* 0 blocks with data (a 256-block request wrapped): invalid */
 	cmd_init(&cmd, flu, cdb, 16);
 	cmd.data_out = buf;
 	cmd.data_out_len = cmd.expected_len = 2 * 4096;
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
 	/* Data-Out not 2 x blocks */
 	caw_cdb(cdb, 10, 1, 0);
 	cmd_init(&cmd, flu, cdb, 16);
@@ -1718,11 +1723,13 @@ static void test_compare_and_write(void **state)
 	cmd.data_out_len = cmd.expected_len = 4 * 4096;
 	run(&cmd);
 	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	scsi_cmd_release(&cmd);
 	cmd_init(&cmd, flu, cdb, 16);
 	cmd.data_out = buf;
 	cmd.data_out_len = cmd.expected_len = 4096;
 	run(&cmd);
 	assert_int_equal(cmd.status, SAM_STAT_CHECK_CONDITION);
+	scsi_cmd_release(&cmd);
 	expect_file(10, 1, 'B');
 	/* beyond the end, WRPROTECT, read-only */
 	caw_cdb(cdb, FILE_BLOCKS - 1, 2, 0);
@@ -1731,18 +1738,21 @@ static void test_compare_and_write(void **state)
 	cmd.data_out_len = cmd.expected_len = 4 * 4096;
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	scsi_cmd_release(&cmd);
 	caw_cdb(cdb, 10, 1, 0x20);
 	cmd_init(&cmd, flu, cdb, 16);
 	cmd.data_out = buf;
 	cmd.data_out_len = cmd.expected_len = 2 * 4096;
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
 	caw_cdb(cdb, 0, 1, 0);
 	cmd_init(&cmd, rolu, cdb, 16);
 	cmd.data_out = buf;
 	cmd.data_out_len = cmd.expected_len = 2 * 512;
 	run(&cmd);
 	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	scsi_cmd_release(&cmd);
 	free(buf);
 }
 
@@ -1760,6 +1770,7 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = sizeof(buf);
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	expect_file(20, 3, 0xa5);
 	memset(buf, 0x5a, sizeof(buf));
 	cmd_init(&cmd, flu, cdb, 16);
@@ -1767,6 +1778,7 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = sizeof(buf);
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	expect_file(20, 3, 0xff);
 	rw_cdb(cdb, 0x8b, FILE_BLOCKS - 1, 3, 0);
 	cmd_init(&cmd, flu, cdb, 16);
@@ -1774,10 +1786,12 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = sizeof(buf);
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	scsi_cmd_release(&cmd);
 	rw_cdb(cdb, 0x8b, 20, 0, 0);
 	cmd_init(&cmd, flu, cdb, 16);
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 
 	/* WRITE ATOMIC(16): TRANSFER LENGTH in bytes 12-13 */
 	memset(cdb, 0, 16);
@@ -1790,6 +1804,7 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = 2 * 4096;
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	expect_file(20, 2, 0x11);
 	expect_file(22, 1, 0xff);
 	wbe16(&cdb[12], (1u << 20) / 4096 + 1);    /* > MAXIMUM ATOMIC TRANSFER LENGTH */
@@ -1798,10 +1813,12 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = 2 * 4096;
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	scsi_cmd_release(&cmd);
 	wbe16(&cdb[12], 0);
 	cmd_init(&cmd, flu, cdb, 16);
 	run(&cmd);
 	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
 	wbe64(&cdb[2], FILE_BLOCKS);
 	wbe16(&cdb[12], 1);
 	cmd_init(&cmd, flu, cdb, 16);
@@ -1809,12 +1826,14 @@ static void test_orwrite_and_atomic(void **state)
 	cmd.data_out_len = 4096;
 	run(&cmd);
 	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	scsi_cmd_release(&cmd);
 	wbe64(&cdb[2], 0);
 	cmd_init(&cmd, rolu, cdb, 16);
 	cmd.data_out = buf;
 	cmd.data_out_len = 512;
 	run(&cmd);
 	assert_sense(&cmd, SK_DATA_PROTECT, 0x27, 0x00);
+	scsi_cmd_release(&cmd);
 }
 
 static void test_prefetch_defects(void **state)
@@ -2110,8 +2129,11 @@ static void count_resume(struct scsi_cmd *cmd)
 	resumed++;
 }
 
-/* Run R for a short while.  (Stopping from a completion, not from a posted
- * task: the reactor does not re-arm its wakeup when stopped from there.) */
+/* Run RL (a reactor of its own) for a short while.  The loop is left by
+ * setting `stopping` from a completion on its own thread: reactor_stop()
+ * would also kick the wakeup eventfd, and a wakeup seen while stopping is
+ * not re-armed - later reactor_post()s to that reactor would be lost. */
+static struct reactor RL;
 static struct rs_op stop_op;
 static struct __kernel_timespec stop_ts = { 0, 20 * 1000 * 1000 };
 static void stop_fn(struct rs_op *op, int res, uint32_t flags)
@@ -2119,7 +2141,7 @@ static void stop_fn(struct rs_op *op, int res, uint32_t flags)
 	(void)op;
 	(void)res;
 	(void)flags;
-	reactor_stop(&R);
+	RL.stopping = true;
 }
 
 static void run_until_resumed(int n)
@@ -2130,10 +2152,10 @@ static void run_until_resumed(int n)
 		struct io_uring_sqe *sqe;
 
 		stop_op.fn = stop_fn;
-		sqe = reactor_sqe_op(&R, &stop_op);
+		sqe = reactor_sqe_op(&RL, &stop_op);
 		io_uring_prep_timeout(sqe, &stop_ts, 0, 0);
-		R.stopping = false;
-		reactor_run(&R);
+		RL.stopping = false;
+		reactor_run(&RL);
 	}
 }
 
@@ -2146,7 +2168,8 @@ static void test_range_lock(void **state)
 	memset(&b, 0, sizeof(b));
 	memset(&c, 0, sizeof(c));
 	memset(&d, 0, sizeof(d));
-	a.r = b.r = c.r = d.r = &R;
+	assert_int_equal(reactor_init(&RL, 5, 64), 0);
+	a.r = b.r = c.r = d.r = &RL;
 	resumed = 0;
 	assert_true(scsi_rl_acquire(&a, flu, 0, 8, SCSI_RL_EXCL, count_resume));
 	assert_false(scsi_rl_acquire(&b, flu, 4, 8, SCSI_RL_WRITE, count_resume));
@@ -2178,6 +2201,7 @@ static void test_range_lock(void **state)
 	assert_int_equal(resumed, 4);
 	assert_null(flu->rl.active);
 	assert_null(flu->rl.wait_head);
+	reactor_fini(&RL);
 }
 
 /* --- concurrency: several reactors -------------------------------------- */
@@ -2198,8 +2222,9 @@ static void w_done(struct scsi_cmd *cmd)
 {
 	struct worker *w = container_of(cmd, struct worker, cmd);
 	atomic_store(&w->done_flag, true);
+	/* Not reactor_stop(): see run_until_resumed(). */
 	if (reactor_current() == &w->r)
-		reactor_stop(&w->r);
+		w->r.stopping = true;
 }
 
 static void w_exec(struct worker *w)
