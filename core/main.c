@@ -22,6 +22,9 @@
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/version.h"
+#include "core/workpool.h"
+#include "nfsgw/exports.h"
+#include "nfsgw/nfsgw.h"
 #include "target/iscsi.h"
 #include "target/registry.h"
 #include "target/scsi_pr.h"
@@ -37,7 +40,11 @@ struct reactor_thread {
 	atomic_int idle;        /* answer of the last idle poll: -1 unknown, 0 busy, 1 idle */
 	int *listen_fds;
 	int nlisten;
+	int nfs_fds[NFSGW_MAX_FDS];
+	int nnfs;
 };
+
+static bool nfs_on;
 
 static void usage(FILE *out)
 {
@@ -47,7 +54,16 @@ static void usage(FILE *out)
 		"  -c, --config FILE          libconfig file (default " DEFAULT_CONFIG ")\n"
 		"  -C, --control-socket PATH  control socket (default " DEFAULT_CONTROL ")\n"
 		"      --iscsi-portal ADDR:PORT[,TPGT]  listen here (repeatable; overrides the config)\n"
-		"      --state-dir DIR        persistent state: APTPL reservations... (default " DEFAULT_STATE_DIR ")\n"
+		"      --state-dir DIR        persistent state: APTPL reservations, NFS handle key\n"
+		"                             (default: daemon.state_dir or " DEFAULT_STATE_DIR ")\n"
+		"  NFSv3 gateway (any of these enables it; so does nfs.enabled in the config):\n"
+		"      --nfs-export 'PATH CLIENT(opts)...'  export in exports(5) syntax (repeatable)\n"
+		"      --nfs-bind ADDR        address for NFS/MOUNT/NLM/portmapper (default 0.0.0.0)\n"
+		"      --nfs-port N           NFS port (default 2049)\n"
+		"      --mount-port N         MOUNT port (default 20048)\n"
+		"      --nlm-port N           NLM port (default 32803)\n"
+		"      --portmap-port N       portmapper port (default 111)\n"
+		"      --portmap MODE         auto|builtin|rpcbind|off (default auto)\n"
 		"  -t, --threads N            reactor threads (default: online CPUs)\n"
 		"  -l, --log-level LEVEL      error|warning|notice|info|debug\n"
 		"      --check-config         validate the configuration and exit\n"
@@ -93,18 +109,35 @@ static void listen_on_reactor(void *arg)
 		if (ret < 0)
 			log_err("reactor %d: cannot accept: %s", rt->r.id, strerror(-ret));
 	}
+	if (nfs_on) {
+		int ret = nfsgw_reactor_start(&rt->r, rt->nfs_fds, rt->nnfs);
+		if (ret < 0)
+			log_err("reactor %d: NFS gateway: %s", rt->r.id, strerror(-ret));
+	}
 }
 
 static void shutdown_on_reactor(void *arg)
 {
 	struct reactor_thread *rt = arg;
 	iscsi_reactor_shutdown(&rt->r);
+	if (nfs_on)
+		nfsgw_reactor_shutdown(&rt->r);
+}
+
+/* Last task on a reactor: per-thread NFS state must be freed on its thread. */
+static void stop_on_reactor(void *arg)
+{
+	struct reactor_thread *rt = arg;
+	if (nfs_on)
+		nfsgw_reactor_fini();
+	reactor_stop(&rt->r);
 }
 
 static void poll_idle(void *arg)
 {
 	struct reactor_thread *rt = arg;
-	atomic_store(&rt->idle, iscsi_reactor_idle(&rt->r) ? 1 : 0);
+	bool idle = iscsi_reactor_idle(&rt->r) && (!nfs_on || nfsgw_reactor_idle(&rt->r));
+	atomic_store(&rt->idle, idle ? 1 : 0);
 }
 
 static void *reactor_main(void *arg)
@@ -122,7 +155,8 @@ static void sleep_ms(long ms)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR };
+	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR, OPT_NFS_EXPORT, OPT_NFS_BIND,
+	       OPT_NFS_PORT, OPT_MOUNT_PORT, OPT_NLM_PORT, OPT_PORTMAP_PORT, OPT_PORTMAP };
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
@@ -132,18 +166,31 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "nfs-export", required_argument, NULL, OPT_NFS_EXPORT },
+		{ "nfs-bind", required_argument, NULL, OPT_NFS_BIND },
+		{ "nfs-port", required_argument, NULL, OPT_NFS_PORT },
+		{ "mount-port", required_argument, NULL, OPT_MOUNT_PORT },
+		{ "nlm-port", required_argument, NULL, OPT_NLM_PORT },
+		{ "portmap-port", required_argument, NULL, OPT_PORTMAP_PORT },
+		{ "portmap", required_argument, NULL, OPT_PORTMAP },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *control_path = NULL, *log_level = NULL;
 	const char *state_dir = NULL;
+	const char *nfs_exports[64];
+	int n_nfs_exports = 0;
+	bool nfs_flag = false;
+	struct nfsgw_settings nfs_cli;
+	unsigned nfs_cli_set = 0;   /* which of nfs_cli's fields the flags set */
 	struct iscsi_portal cli_portals[CONFIG_MAX_PORTALS];
 	int ncli_portals = 0, threads = -1, c;
 	bool foreground = false, check_only = false;
 	static struct rs_config cfg;
 	char err[512];
 
+	nfsgw_settings_default(&nfs_cli);
 	while ((c = getopt_long(argc, argv, "fc:C:t:l:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = true; break;
@@ -179,6 +226,55 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHECK: check_only = true; break;
 		case OPT_STATE_DIR: state_dir = optarg; break;
+		case OPT_NFS_EXPORT:
+			if (n_nfs_exports == (int)(sizeof(nfs_exports) / sizeof(nfs_exports[0]))) {
+				fprintf(stderr, "ringstord: too many --nfs-export\n");
+				return 2;
+			}
+			nfs_exports[n_nfs_exports++] = optarg;
+			nfs_flag = true;
+			break;
+		case OPT_NFS_BIND:
+			if (strlen(optarg) >= sizeof(nfs_cli.bind_addr)) {
+				fprintf(stderr, "ringstord: --nfs-bind: address too long\n");
+				return 2;
+			}
+			strcpy(nfs_cli.bind_addr, optarg);
+			nfs_cli_set |= 1;
+			nfs_flag = true;
+			break;
+		case OPT_NFS_PORT:
+		case OPT_MOUNT_PORT:
+		case OPT_NLM_PORT:
+		case OPT_PORTMAP_PORT: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 65535) {
+				fprintf(stderr, "ringstord: port: expected 1..65535, got '%s'\n", optarg);
+				return 2;
+			}
+			if (c == OPT_NFS_PORT) { nfs_cli.nfs_port = (uint16_t)v; nfs_cli_set |= 2; }
+			if (c == OPT_MOUNT_PORT) { nfs_cli.mount_port = (uint16_t)v; nfs_cli_set |= 4; }
+			if (c == OPT_NLM_PORT) { nfs_cli.nlm_port = (uint16_t)v; nfs_cli_set |= 8; }
+			if (c == OPT_PORTMAP_PORT) { nfs_cli.portmap_port = (uint16_t)v; nfs_cli_set |= 16; }
+			nfs_flag = true;
+			break;
+		}
+		case OPT_PORTMAP: {
+			static const char *modes[] = { "off", "auto", "rpcbind", "builtin" };
+			int m = -1;
+			for (int i = 0; i < 4; i++)
+				if (!strcmp(optarg, modes[i]))
+					m = i;
+			if (m < 0) {
+				fprintf(stderr, "ringstord: --portmap: expected auto|builtin|rpcbind|off\n");
+				return 2;
+			}
+			nfs_cli.portmap = m;
+			nfs_cli_set |= 32;
+			nfs_flag = true;
+			break;
+		}
 		case 'V': printf("ringstord %s\n", RINGSTOR_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -227,7 +323,21 @@ int main(int argc, char **argv)
 		threads = 1;
 	if (!control_path)
 		control_path = cfg.control_socket[0] ? cfg.control_socket : DEFAULT_CONTROL;
-	scsi_pr_set_state_dir(state_dir ? state_dir : DEFAULT_STATE_DIR);
+	if (!state_dir)
+		state_dir = cfg.state_dir[0] ? cfg.state_dir : DEFAULT_STATE_DIR;
+	scsi_pr_set_state_dir(state_dir);
+
+	/* NFS: command-line flags override the config's nfs section. */
+	if (nfs_cli_set & 1) strcpy(cfg.nfs.bind_addr, nfs_cli.bind_addr);
+	if (nfs_cli_set & 2) cfg.nfs.nfs_port = nfs_cli.nfs_port;
+	if (nfs_cli_set & 4) cfg.nfs.mount_port = nfs_cli.mount_port;
+	if (nfs_cli_set & 8) cfg.nfs.nlm_port = nfs_cli.nlm_port;
+	if (nfs_cli_set & 16) cfg.nfs.portmap_port = nfs_cli.portmap_port;
+	if (nfs_cli_set & 32) cfg.nfs.portmap = nfs_cli.portmap;
+	if (nfs_flag)
+		cfg.nfs_enabled = true;
+	snprintf(cfg.nfs.state_dir, sizeof(cfg.nfs.state_dir), "%s", state_dir);
+	nfs_on = cfg.nfs_enabled;
 
 	/* Block the signals in every thread; this thread takes them with sigwait.
 	 * SIGPIPE is ignored: a vanished peer shows up as -EPIPE on its send. */
@@ -243,8 +353,22 @@ int main(int argc, char **argv)
 		log_err("initialisation failed");
 		return 1;
 	}
+	if (workpool_init(0) < 0) {
+		log_err("cannot start the helper thread pool");
+		return 1;
+	}
 	if (config_apply(&cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
+		return 1;
+	}
+	for (int i = 0; i < n_nfs_exports; i++) {
+		if (nfsgw_add_export_line(nfs_exports[i], err, sizeof(err)) < 0) {
+			log_err("--nfs-export '%s': %s", nfs_exports[i], err);
+			return 1;
+		}
+	}
+	if (nfs_on && nfsgw_init(&cfg.nfs) < 0) {
+		log_err("NFS gateway initialisation failed");
 		return 1;
 	}
 
@@ -266,6 +390,13 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			rt->listen_fds[rt->nlisten++] = fd;
+		}
+		if (nfs_on) {
+			rt->nnfs = nfsgw_open_sockets(&cfg.nfs, rt->nfs_fds, NFSGW_MAX_FDS);
+			if (rt->nnfs < 0) {
+				log_err("NFS gateway: cannot open its sockets: %s", strerror(-rt->nnfs));
+				return 1;
+			}
 		}
 		atomic_init(&rt->idle, -1);
 		reactor_post(&rt->r, listen_on_reactor, rt);
@@ -326,14 +457,20 @@ int main(int argc, char **argv)
 			break;
 	}
 	for (int i = 0; i < threads; i++)
-		reactor_stop(&rts[i].r);
+		reactor_post(&rts[i].r, stop_on_reactor, &rts[i]);
 	for (int i = 0; i < threads; i++) {
 		pthread_join(rts[i].tid, NULL);
 		for (int p = 0; p < rts[i].nlisten; p++)
 			close(rts[i].listen_fds[p]);
+		for (int p = 0; p < rts[i].nnfs; p++)
+			close(rts[i].nfs_fds[p]);
 		reactor_fini(&rts[i].r);
 		free(rts[i].listen_fds);
 	}
+	if (nfs_on)
+		nfsgw_shutdown();
+	nfs_exports_clear();
+	workpool_shutdown();
 	reg_shutdown();
 	config_free(&cfg);
 	free(rts);

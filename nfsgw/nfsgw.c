@@ -150,7 +150,9 @@ int nfsgw_init(const struct nfsgw_settings *s)
 	if (nlm_present() && (ret = rpc_register(&nlm4_program)) < 0)
 		return ret;
 
-	if (s->portmap == 1 && pmap_probe(s->portmap_port, 500) < 0) {
+	/* 3 ("builtin"): always serve our own; 1 ("auto"): ours unless an
+	 * rpcbind answers; 2 ("rpcbind"): always register with rpcbind. */
+	if (s->portmap == 3 || (s->portmap == 1 && pmap_probe(s->portmap_port, 500) < 0)) {
 		g_builtin_pmap = true;
 	} else if (s->portmap != 0) {
 		log_notice("nfsgw: rpcbind answers on port %u: registering with it", s->portmap_port);

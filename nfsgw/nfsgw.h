@@ -12,7 +12,8 @@ struct nfsgw_settings {
 	uint16_t nfs_port;          /* default 2049 */
 	uint16_t mount_port;        /* default 20048 */
 	uint16_t nlm_port;          /* default 32803 */
-	int portmap;                /* 1: built-in portmapper on portmap_port if no rpcbind answers;
+	int portmap;                /* 3: always the built-in portmapper on portmap_port;
+				     * 1: built-in portmapper on portmap_port if no rpcbind answers;
 				     * 0: never; 2: always register with rpcbind */
 	uint16_t portmap_port;      /* default 111 */
 	char state_dir[4096];       /* file handle secret, NSM state */
