@@ -379,6 +379,7 @@ class Server:
     def __init__(self, name, role, proc=None):
         self.name, self.role, self.proc = name, role, proc
         self.failed = None          # reason, once it is found dead / unusable
+        self.reported = False
         self.iscsi_url = None       # iSCSI LUN URL
         self.nfs_server = self.nfs_export = None
 
@@ -699,6 +700,13 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
     def run_one(self, w, srv, rnd):
         key = (w.name, w.proto, srv.name)
         if not srv.alive():
+            if not srv.reported:
+                srv.reported = True
+                self.note("%s (%s) is dead (%s): its remaining workloads are skipped\n%s"
+                          % (srv.name, srv.role, srv.failed, tail(srv.log)))
+            self.samples.setdefault(key, []).append({"round": rnd, "value": None,
+                                                     "error": "server " + srv.failed})
+            log("  %-5s %-27s %-12s SKIPPED (server dead)" % (w.proto, w.name, srv.name))
             return
         argv, limit = self.client_argv(w, srv)
         cpu0, t0 = cpu_seconds(srv.pid), time.time()
@@ -738,7 +746,8 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
                                                    "" if alive else " (server %s)" % srv.failed)
             self.note(msg + "\n    " + " ".join(argv) + "\n    " + out.strip()[-400:].replace(
                 "\n", "\n    "))
-            if not alive:
+            if not alive and not srv.reported:
+                srv.reported = True
                 self.note("%s log:\n%s" % (srv.name, tail(srv.log)))
             sample["error"] = str(e)
             sample["value"] = None
@@ -767,6 +776,10 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
         a = self.args
         ensure_packages(a.no_install)
         self.snapshot_binaries()
+        load = os.getloadavg()[0]
+        if load > 0.5:
+            self.note("the machine is not idle (load average %.2f at start): absolute numbers "
+                      "and even ratios will be noisy" % load)
         for tool in ("qemu-img",):
             if not shutil.which(tool):
                 self.note("%s is missing: qemu-img workloads will fail" % tool)
@@ -896,7 +909,7 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
             print()
         if self.rss:
             print("ringstord (iSCSI) RSS after each round: %s KiB" % ", ".join(
-                str(x) for x in self.rss))
+                "n/a" if x is None else str(x) for x in self.rss))
         if self.notes:
             print("notes:")
             for n in self.notes:

@@ -240,25 +240,18 @@ void fs_fd_path(int fd, char *buf, size_t len)
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-int fs_open_handle(const uint8_t *fh, size_t len, int root_fd, bool want_write,
-		   int *fdp, uint32_t *typep, bool *writablep)
+int fs_reopen_typed(int pfd, bool want_write, int *fdp, uint32_t *typep, bool *writablep)
 {
 	char path[64];
 	struct stat st;
-	int pfd, fd;
+	int fd;
 
-	pfd = fh_open(fh, len, root_fd, 0);
-	if (pfd < 0)
-		return pfd;
-	if (fstat(pfd, &st) < 0) {
-		int rc = -errno;
-		close(pfd);
-		return rc;
-	}
+	if (fstat(pfd, &st) < 0)
+		return -errno;
 	*typep = st.st_mode & S_IFMT;
 	*writablep = false;
 	/* Re-open through the O_PATH descriptor's magic link: this reaches the
-	 * very inode we decoded, whatever happened to its names meanwhile.
+	 * very inode we hold, whatever happened to its names meanwhile.
 	 * FIFOs, sockets, devices and symlinks stay O_PATH: opening them for
 	 * I/O has side effects (and NFS never does I/O on them). */
 	fs_fd_path(pfd, path, sizeof(path));
@@ -274,17 +267,25 @@ int fs_open_handle(const uint8_t *fh, size_t len, int root_fd, bool want_write,
 	} else if (S_ISDIR(st.st_mode)) {
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	} else {
-		*fdp = pfd;
-		return 0;
+		fd = fcntl(pfd, F_DUPFD_CLOEXEC, 0);
 	}
-	if (fd < 0) {
-		int rc = -errno;
-		close(pfd);
-		return rc;
-	}
-	close(pfd);
+	if (fd < 0)
+		return -errno;
 	*fdp = fd;
 	return 0;
+}
+
+int fs_open_handle(const uint8_t *fh, size_t len, int root_fd, bool want_write,
+		   int *fdp, uint32_t *typep, bool *writablep)
+{
+	int pfd, rc;
+
+	pfd = fh_open(fh, len, root_fd, 0);
+	if (pfd < 0)
+		return pfd;
+	rc = fs_reopen_typed(pfd, want_write, fdp, typep, writablep);
+	close(pfd);
+	return rc;
 }
 
 int fs_statx_fd(int fd, struct statx *stx)

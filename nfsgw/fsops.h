@@ -94,6 +94,11 @@ int fs_cache_count(void);
 int fs_open_handle(const uint8_t *fh, size_t len, int root_fd, bool want_write,
 		   int *fdp, uint32_t *typep, bool *writablep);
 
+/* The cache's kind of descriptor for the object an O_PATH descriptor (or
+ * any descriptor) refers to; the caller keeps pfd.  Runs as root: the
+ * caller's permissions are checked per operation, not at open. */
+int fs_reopen_typed(int pfd, bool want_write, int *fdp, uint32_t *typep, bool *writablep);
+
 /* statx of an fd itself (AT_EMPTY_PATH) or of dirfd/name without following a
  * symlink. */
 int fs_statx_fd(int fd, struct statx *stx);

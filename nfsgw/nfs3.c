@@ -192,6 +192,9 @@ struct nfs3_req {
 	/* results */
 	uint32_t status;
 	struct nfs_fh outfh;
+	int new_fd;             /* the object of outfh (LOOKUP, CREATE...): cached */
+	uint32_t new_type;
+	bool new_writable;
 	union {
 		GETATTR3res getattr;
 		SETATTR3res setattr;
@@ -599,6 +602,8 @@ static void req_free(struct nfs3_req *r)
 		else if (r->h[i].own && r->h[i].fd >= 0)
 			close(r->h[i].fd);
 	}
+	if (r->new_fd >= 0)
+		close(r->new_fd);
 	if (r->exp)
 		nfs_export_put(r->exp);
 	free(r->path);
@@ -679,6 +684,18 @@ static void job_work(struct wp_job *job)
 	r->status = NFS3_OK;
 	r->pd->work(r);
 	fs_cred_leave();
+	/* The object a LOOKUP or CREATE just handed out is what the client
+	 * touches next (GETATTR, READ, WRITE): open it for the cache now, as
+	 * root, instead of decoding the handle again in another job. */
+	if (r->new_fd >= 0) {
+		int pfd = r->new_fd, fd;
+
+		r->new_fd = -1;
+		if (r->status == NFS3_OK &&
+		    fs_reopen_typed(pfd, r->opts.rw, &fd, &r->new_type, &r->new_writable) == 0)
+			r->new_fd = fd;
+		close(pfd);
+	}
 }
 
 static void fast_begin(struct nfs3_req *r);
@@ -700,6 +717,12 @@ static void job_done(struct wp_job *job)
 	}
 	if (r->status == NFS3ERR_STALE && r->h[0].obj)
 		fs_cache_forget(r->h[0].obj);
+	if (r->new_fd >= 0) {
+		struct fs_obj *o = fs_cache_add(r->outfh.data, r->outfh.len, r->exp->id, r->new_fd,
+						r->new_type, r->new_writable);
+		r->new_fd = -1;
+		fs_cache_put(o);
+	}
 	req_reply(r);
 }
 
@@ -1317,7 +1340,7 @@ static void lookup_work(struct nfs3_req *r)
 		r->status = nfs3_errno_to_status(rc == -EOVERFLOW ? -EOPNOTSUPP : rc);
 		goto fail;
 	}
-	close(cfd);
+	r->new_fd = cfd;        /* to the cache, see job_work() */
 	r->status = NFS3_OK;
 	set_fh3(&res->LOOKUP3res_u.resok.object, &r->outfh);
 	post_attr(r, &res->LOOKUP3res_u.resok.obj_attributes, &cst, true);
@@ -1372,6 +1395,7 @@ static void created(struct nfs3_req *r, int ofd, const struct statx *dpre, bool 
 	if (fh_make(r->exp->id, ofd, "", &r->outfh) == 0) {
 		res->CREATE3res_u.resok.obj.handle_follows = 1;
 		set_fh3(&res->CREATE3res_u.resok.obj.post_op_fh3_u.handle, &r->outfh);
+		r->new_fd = fcntl(ofd, F_DUPFD_CLOEXEC, 0);
 	}
 	stat_fd(ofd, &ost, &ook);
 	post_attr(r, &res->CREATE3res_u.resok.obj_attributes, &ost, ook);
@@ -2033,6 +2057,7 @@ static void nfs3_dispatch(struct rpc_call *call)
 	r->proc = call->proc;
 	r->pd = &procs[call->proc];
 	r->h[0].fd = r->h[1].fd = -1;
+	r->new_fd = -1;
 	xdr_dec_init(&d, call->args, call->args_len);
 	if (!r->pd->decode(r, &d) || d.err) {
 		free(r->path);
