@@ -306,21 +306,33 @@ class Procs:
             self._stop(name, p, stopfn, 3.0)
 
 
-def run_client(argv, timeout, env=None):
+def run_client(argv, timeout, env=None, watch=None):
     """Run a client with a hard timeout; returns (rc, output).  rc None = timed
-    out (the process group is killed)."""
+    out or, with watch (the server's Popen), the server died meanwhile: the
+    client's process group is killed at once instead of letting it retry
+    against a dead server until the timeout."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    end = time.time() + timeout
     try:
-        out, _ = p.communicate(timeout=timeout)
-        return p.returncode, out.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, _ = p.communicate()
-        return None, out.decode(errors="replace")
+        while True:
+            try:
+                out, _ = p.communicate(timeout=max(0.01, min(0.5, end - time.time())))
+                return p.returncode, out.decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                if time.time() < end and (watch is None or watch.poll() is None):
+                    continue
+            break
+    finally:
+        # Also on Ctrl-C / SIGTERM: the client runs in its own session, so it
+        # would otherwise outlive the harness.
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    out, _ = p.communicate()
+    return None, out.decode(errors="replace")
 
 
 # ---------------------------------------------------------------- packages
@@ -710,14 +722,15 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
             return
         argv, limit = self.client_argv(w, srv)
         cpu0, t0 = cpu_seconds(srv.pid), time.time()
-        rc, out = run_client(argv, limit)
+        rc, out = run_client(argv, limit, watch=srv.proc)
         wall = time.time() - t0
         cpu1 = cpu_seconds(srv.pid)
         cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
         sample = {"round": rnd, "wall": round(wall, 3), "server_cpu_s": cpu}
         try:
             if rc is None:
-                raise ValueError("timed out after %.0f s" % limit)
+                raise ValueError("server died during the run" if not srv.alive() else
+                                 "timed out after %.0f s" % limit)
             if rc != 0:
                 raise ValueError("exit status %d" % rc)
             pr = w.params
@@ -748,7 +761,8 @@ EXPORT { Export_Id = 1; Path = %s; Pseudo = %s; Protocols = 3;
                 "\n", "\n    "))
             if not alive and not srv.reported:
                 srv.reported = True
-                self.note("%s log:\n%s" % (srv.name, tail(srv.log)))
+                self.note("%s (%s) died (%s); its log ends:\n%s"
+                          % (srv.name, srv.role, srv.failed, tail(srv.log)))
             sample["error"] = str(e)
             sample["value"] = None
         if sample.get("value") is not None and cpu is not None and sample.get("ios"):
@@ -1013,6 +1027,8 @@ def main():
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly: a shell starting us in the background hands SIGINT down ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, on_signal)
     try:
         return b.run()

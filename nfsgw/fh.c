@@ -309,12 +309,12 @@ int fh_open(const uint8_t *data, size_t len, int export_root_fd, int flags)
 		if (mfd < 0)
 			return -errno;
 		fd = open_by_handle_at(mfd, &kh.h, O_PATH | O_CLOEXEC | flags);
-		rc = -errno;
+		rc = fd < 0 ? -errno : 0;
 		close(mfd);
-		errno = -rc;
+	} else {
+		rc = fd < 0 ? -errno : 0;
 	}
 	if (fd < 0) {
-		rc = -errno;
 		/* A handle the file system cannot decode (deleted inode, wrong
 		 * generation, bad bytes that passed our MAC only because the
 		 * export moved to another file system) is stale. */

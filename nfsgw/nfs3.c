@@ -25,7 +25,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -2030,6 +2032,55 @@ static uint32_t resolve(struct nfs3_req *r)
 	return NFS3_OK;
 }
 
+/* LOOKUP right on the reactor when it cannot block (RFC 1813 3.3.3): the
+ * directory is cached, the caller may search it by its mode bits, and
+ * openat2(RESOLVE_CACHED) finds the name in the dentry cache (it returns
+ * EAGAIN instead of doing I/O).  Anything else - "." and "..", a miss, a
+ * mount point (RESOLVE_NO_XDEV), a search permission that only an ACL could
+ * grant - goes to the workpool as before.  true = answered. */
+static bool lookup_inline(struct nfs3_req *r)
+{
+	LOOKUP3res *res = &r->res.lookup;
+	struct open_how how;
+	struct statx dst, cst;
+	int dfd = r->h[0].fd, cfd, fd;
+	uint32_t type;
+	bool writable;
+
+	if (!r->h[0].obj || r->h[0].type != S_IFDIR || r->name_err[0] || is_dot(r->name[0]))
+		return false;
+	if (fs_statx_fd(dfd, &dst) < 0 || dst.stx_nlink == 0 ||
+	    !fs_may(&r->cred, dst.stx_mode, dst.stx_uid, dst.stx_gid, FS_MAY_EXEC, false))
+		return false;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_CACHED | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	cfd = (int)syscall(SYS_openat2, dfd, r->name[0], &how, sizeof(how));
+	if (cfd < 0) {
+		if (errno != ENOENT)
+			return false;
+		/* a negative dentry: the name does not exist */
+		r->status = NFS3ERR_NOENT;
+		post_attr(r, &res->LOOKUP3res_u.resfail.dir_attributes, &dst, true);
+		req_reply(r);
+		return true;
+	}
+	if (fs_statx_fd(cfd, &cst) < 0 || fh_make(r->exp->id, cfd, "", &r->outfh) < 0) {
+		close(cfd);
+		return false;
+	}
+	r->status = NFS3_OK;
+	set_fh3(&res->LOOKUP3res_u.resok.object, &r->outfh);
+	post_attr(r, &res->LOOKUP3res_u.resok.obj_attributes, &cst, true);
+	post_attr(r, &res->LOOKUP3res_u.resok.dir_attributes, &dst, true);
+	/* what the client touches next: into the cache (see job_work()) */
+	if (fs_reopen_typed(cfd, r->opts.rw, &fd, &type, &writable) == 0)
+		fs_cache_put(fs_cache_add(r->outfh.data, r->outfh.len, r->exp->id, fd, type, writable));
+	close(cfd);
+	req_reply(r);
+	return true;
+}
+
 static void nfs3_dispatch(struct rpc_call *call)
 {
 	struct nfs3_req *r;
@@ -2079,7 +2130,7 @@ static void nfs3_dispatch(struct rpc_call *call)
 	}
 	if (r->pd->fast)
 		fast_begin(r);
-	else
+	else if (!(r->proc == P_LOOKUP && lookup_inline(r)))
 		submit_job(r);
 }
 

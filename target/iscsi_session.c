@@ -12,6 +12,7 @@
 #include "../core/log.h"
 #include "iscsi_internal.h"
 #include "scsi_pr.h"
+#include "scsi_xcopy.h"
 
 /* The persistent-reservation module may not be linked into every build yet
  * (unit tests, early integration): call its fabric events only when present. */
@@ -158,10 +159,83 @@ static void lu_event_hook(const struct scsi_cmd *cmd, uint8_t asc, uint8_t ascq)
 	reg_target_ua(t->conn->sess.target, cmd->lun, cmd->nexus->id, asc, ascq);
 }
 
+/* EXTENDED COPY (SPC-4 6.4): the copy manager finds its copy sources and
+ * destinations by NAA among every LU of the daemon; an initiator may only
+ * name LUs it could address itself, i.e. those mapped in its session's
+ * target (the session was admitted by that target's ACL, and every LUN of
+ * the target is visible to it).  Anything else is unreachable (0D/02). */
+static bool xcopy_access_hook(const struct scsi_cmd *cmd, const struct scsi_lu *lu)
+{
+	const struct iscsi_task *t = cmd->fabric_priv;
+	struct iscsi_target *tg;
+	uint64_t stack_luns[256], *luns = stack_luns;
+	bool found = false;
+	int n;
+
+	if (!t || !lu || t->conn->sess.type != ISCSI_SESSION_NORMAL || !(tg = t->conn->sess.target))
+		return false;
+	n = reg_target_luns(tg, luns, 256);
+	if (n > 256) {
+		/* Rare: a target with more LUNs than fit on the stack. */
+		luns = malloc(sizeof(*luns) * (size_t)n);
+		if (!luns)
+			return false;
+		int m = reg_target_luns(tg, luns, n);   /* LUNs may have gone meanwhile */
+		if (m < n)
+			n = m;
+	}
+	for (int i = 0; i < n && !found; i++) {
+		struct scsi_lu *x = reg_target_lun_get(tg, luns[i]);
+
+		if (!x)
+			continue;
+		found = x == lu || memcmp(x->naa, lu->naa, sizeof(x->naa)) == 0;
+		scsi_lu_put(x);
+	}
+	if (luns != stack_luns)
+		free(luns);
+	return found;
+}
+
+/* REPORT TARGET PORT GROUPS (SPC-4 6.36): every portal group of the daemon
+ * leads to every target, so each portal group tag is a target port group
+ * (and its one relative target port id) of every LU.  Ascending, no
+ * duplicates (several portals may share a tag); the command's own group is
+ * always there, also for a connection on a listener iscsi_init() was not
+ * told about. */
+static int tpg_list_hook(const struct scsi_cmd *cmd, uint16_t *tpg_ids, int max)
+{
+	uint16_t own = cmd->nexus && cmd->nexus->target_port_id ? cmd->nexus->target_port_id : 0;
+	uint16_t prev = 0;
+	int n = 0;
+
+	for (;;) {
+		/* Next tag above prev: O(portals^2), portals are few. */
+		uint32_t next = UINT32_MAX;
+
+		for (int i = 0; i < iscsi_g.nportals; i++) {
+			uint16_t tag = iscsi_g.portals[i].tpgt ? iscsi_g.portals[i].tpgt : 1;
+			if (tag > prev && tag < next)
+				next = tag;
+		}
+		if (own > prev && own < next)
+			next = own;
+		if (next == UINT32_MAX)
+			break;
+		if (n < max)
+			tpg_ids[n] = (uint16_t)next;
+		n++;
+		prev = (uint16_t)next;
+	}
+	return n;
+}
+
 void sess_set_hooks(void)
 {
 	scsi_report_luns_hook = report_luns_hook;
 	scsi_lu_event_hook = lu_event_hook;
+	scsi_xcopy_access_hook = xcopy_access_hook;
+	scsi_tpg_list_hook = tpg_list_hook;
 }
 
 /* ================================================================ start/stop */
@@ -289,12 +363,17 @@ void sess_stop(struct iscsi_conn *c)
 			struct scsi_lu *lu = reg_target_lun_get(s->target, luns[i]);
 			if (lu) {
 				scsi_lu_ua_clear_nexus(lu, s->nexus.id);
+				/* SPC-4 6.13: I_T nexus loss ends its medium
+				 * removal prevention. */
+				scsi_lu_prevent_clear(lu, s->nexus.id);
 				/* SPC-2 5.5.1: nexus loss releases RESERVE(6). */
 				if (scsi_pr_nexus_lost)
 					scsi_pr_nexus_lost(lu, s->nexus.id);
 				scsi_lu_put(lu);
 			}
 		}
+		/* Held EXTENDED COPY results belong to the nexus (SPC-4 6.22). */
+		scsi_xcopy_forget_nexus(s->nexus.id);
 	}
 	while (s->held) {
 		struct iscsi_task *t = s->held;
@@ -506,8 +585,13 @@ void tmf_handle(struct iscsi_conn *c, const struct iscsi_bhs *h)
 			m->response = ISCSI_TMF_RSP_NO_LUN;
 			break;
 		}
-		if (fn == ISCSI_TMF_LUN_RESET && scsi_pr_lun_reset)
-			scsi_pr_lun_reset(lu);     /* SAM-5 6.3.2: releases RESERVE(6) */
+		if (fn == ISCSI_TMF_LUN_RESET) {
+			if (scsi_pr_lun_reset)
+				scsi_pr_lun_reset(lu);     /* SAM-5 6.3.2: releases RESERVE(6) */
+			/* SPC-4 6.13: a logical unit reset ends every
+			 * medium removal prevention. */
+			scsi_lu_prevent_clear(lu, SCSI_NEXUS_ALL);
+		}
 		scsi_lu_put(lu);
 		abort_matching(c, m, false, lun_raw);
 		/* Tasks of other sessions are not ours to abort (they live on
@@ -527,10 +611,14 @@ void tmf_handle(struct iscsi_conn *c, const struct iscsi_bhs *h)
 			uint64_t luns[256];
 			int n = reg_target_luns(s->target, luns, 256);
 
-			for (int i = 0; i < n && i < 256 && scsi_pr_lun_reset; i++) {
+			for (int i = 0; i < n && i < 256; i++) {
 				struct scsi_lu *x = reg_target_lun_get(s->target, luns[i]);
 				if (x) {
-					scsi_pr_lun_reset(x);
+					if (scsi_pr_lun_reset)
+						scsi_pr_lun_reset(x);
+					/* SPC-4 6.13: a hard reset ends
+					 * every prevention. */
+					scsi_lu_prevent_clear(x, SCSI_NEXUS_ALL);
 					scsi_lu_put(x);
 				}
 			}

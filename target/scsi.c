@@ -356,6 +356,30 @@ static const struct scsi_opdesc *find_opdesc(const uint8_t *cdb, bool *bad_sa)
 	return NULL;
 }
 
+/* Does the opcode access the medium (or its capacity)?  Those fail while a
+ * removable medium is ejected; INQUIRY, MODE SENSE/SELECT, REPORT LUNS,
+ * REQUEST SENSE, reservations, START STOP UNIT, PREVENT ALLOW and the copy
+ * manager's commands do not (SBC-3 4.x, MMC-6 4.x "medium not present"). */
+static bool needs_medium(uint8_t op)
+{
+	switch (op) {
+	case OP_TEST_UNIT_READY:
+	case OP_READ_6: case OP_READ_10: case OP_READ_12: case OP_READ_16:
+	case OP_WRITE_6: case OP_WRITE_10: case OP_WRITE_12: case OP_WRITE_16:
+	case OP_WRITE_VERIFY_10: case OP_WRITE_VERIFY_12: case OP_WRITE_VERIFY_16:
+	case OP_VERIFY_10: case OP_VERIFY_12: case OP_VERIFY_16:
+	case OP_PRE_FETCH_10: case OP_PRE_FETCH_16:
+	case OP_SYNC_CACHE_10: case OP_SYNC_CACHE_16:
+	case OP_READ_CAPACITY_10: case OP_SERVICE_ACTION_IN16:
+	case OP_WRITE_SAME_10: case OP_WRITE_SAME_16: case OP_UNMAP:
+	case OP_COMPARE_AND_WRITE: case OP_ORWRITE_16: case OP_WRITE_ATOMIC_16:
+	case OP_READ_DEFECT_DATA_10: case OP_READ_DEFECT_DATA_12:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void scsi_cmd_execute(struct scsi_cmd *cmd)
 {
 	const struct scsi_opdesc *d;
@@ -413,6 +437,12 @@ void scsi_cmd_execute(struct scsi_cmd *cmd)
 	 * persistent or RESERVE(6) reservation ends in RESERVATION CONFLICT. */
 	if (cmd->lu && !scsi_pr_check(cmd)) {
 		scsi_cmd_complete(cmd);
+		return;
+	}
+	/* SBC-3 4.x / SPC-4 6.37: with the removable medium ejected, every
+	 * command that needs it reports NOT READY, MEDIUM NOT PRESENT. */
+	if (cmd->lu && atomic_load(&cmd->lu->no_medium) && needs_medium(cmd->cdb[0])) {
+		scsi_fail(cmd, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT, 0x00);
 		return;
 	}
 	d->exec(cmd);
@@ -684,6 +714,15 @@ struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scs
 	atomic_init(&lu->swp, false);
 	lu->readonly = p->readonly || bs->readonly;
 	lu->thin = p->thin_provisioning;
+	lu->removable = p->removable;
+	/* TEMP-LOCAL-RUNS: removable LUN numbers from the environment until
+	 * the config/registry wire the "removable" key.  Not to be committed. */
+	{
+		const char *e = getenv("RS_TEST_REMOVABLE_LUN");
+		if (e && *e && strtoull(e, NULL, 10) == lun)
+			lu->removable = true;
+	}
+	atomic_init(&lu->no_medium, false);
 	atomic_init(&lu->refcnt, 1);
 	pthread_mutex_init(&lu->lock, NULL);
 	scsi_rl_init(&lu->rl);
@@ -741,6 +780,11 @@ void scsi_lu_put(struct scsi_lu *lu)
 	for (ua = lu->ua_list; ua; ua = next) {
 		next = ua->next;
 		free(ua);
+	}
+	while (lu->prevent) {
+		struct scsi_prevent *pv = lu->prevent;
+		lu->prevent = pv->next;
+		free(pv);
 	}
 	scsi_pr_free(lu);
 	pthread_mutex_destroy(&lu->lock);
@@ -809,6 +853,23 @@ void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id)
 			pp = &ua->next;
 		}
 	}
+	pthread_mutex_unlock(&lu->lock);
+}
+
+void scsi_lu_prevent_clear(struct scsi_lu *lu, uint64_t nexus_id)
+{
+	struct scsi_prevent **pp, *pv;
+
+	pthread_mutex_lock(&lu->lock);
+	for (pp = &lu->prevent; (pv = *pp);) {
+		if (nexus_id == SCSI_NEXUS_ALL || pv->nexus_id == nexus_id) {
+			*pp = pv->next;
+			free(pv);
+		} else {
+			pp = &pv->next;
+		}
+	}
+	lu->removal_prevented = lu->prevent != NULL;
 	pthread_mutex_unlock(&lu->lock);
 }
 

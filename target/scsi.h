@@ -75,6 +75,18 @@ struct scsi_lu_params {
 	const char *naa_seed;      /* e.g. "<target iqn>/<lun>"; hashed into NAA + serial */
 	bool thin_provisioning;    /* UNMAP / WRITE SAME unmap / LBPME (needs a discard-capable store) */
 	bool readonly;
+	/* Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ=1 ejects
+	 * and loads it, PREVENT ALLOW MEDIUM REMOVAL can lock it in (SBC-3
+	 * 5.25, SPC-4 6.13).  What virtual CD/USB-stick style LUNs need. */
+	bool removable;
+};
+
+/* One I_T nexus that asked PREVENT ALLOW MEDIUM REMOVAL to prevent removal
+ * (SPC-4 6.13: the prevention is per I_T nexus; the medium stays locked while
+ * any nexus holds one). */
+struct scsi_prevent {
+	uint64_t nexus_id;
+	struct scsi_prevent *next;
 };
 
 struct scsi_pr_state;
@@ -115,15 +127,20 @@ struct scsi_lu {
 
 	_Atomic bool write_cache;  /* caching mode page WCE; false => every write is FUA */
 	bool readonly;
-	bool removal_prevented;    /* PREVENT ALLOW MEDIUM REMOVAL state (informational) */
+	bool removable;            /* RMB=1: the medium can be ejected (scsi_lu_params) */
+	_Atomic bool no_medium;    /* removable medium ejected: NOT READY 3A/00 */
+	/* Some I_T nexus prevents medium removal (summary of `prevent`, kept
+	 * under `lock`; read without it by the registry's show). */
+	bool removal_prevented;
 	bool thin;                 /* thin provisioned: params asked for it and the store can discard */
 	_Atomic bool swp;          /* control mode page SWP: software write protect (SPC-4 7.5.8) */
 	struct scsi_range_lock rl; /* atomic commands vs. everything else (scsi.c) */
 	struct scsi_lu *live_next; /* global list of live LUs (scsi_lu_lookup_naa) */
 
 	atomic_int refcnt;
-	pthread_mutex_t lock;      /* protects ua_list */
+	pthread_mutex_t lock;      /* protects ua_list, prevent, removal_prevented */
 	struct scsi_ua *ua_list;
+	struct scsi_prevent *prevent; /* nexuses preventing medium removal */
 
 	/* Persistent reservations + RESERVE(6) state (target/scsi_pr.c); NULL
 	 * until first used.  Has its own lock. */
@@ -197,6 +214,12 @@ void scsi_lu_put(struct scsi_lu *lu);
 void scsi_lu_ua_add(struct scsi_lu *lu, uint64_t nexus_id, uint8_t asc, uint8_t ascq);
 /* Drop every pending UA of a nexus (nexus lost, e.g. session closed). */
 void scsi_lu_ua_clear_nexus(struct scsi_lu *lu, uint64_t nexus_id);
+/* SPC-4 6.13: a medium removal prevention ends with the I_T nexus that set
+ * it (nexus loss, logout) and with every LOGICAL UNIT RESET or target reset
+ * (SAM-5 6.3).  nexus_id: that nexus's preventions; SCSI_NEXUS_ALL: all of
+ * them (resets).  The fabric calls it next to scsi_lu_ua_clear_nexus(). */
+#define SCSI_NEXUS_ALL UINT64_MAX
+void scsi_lu_prevent_clear(struct scsi_lu *lu, uint64_t nexus_id);
 /* Find a live LU by its NAA designator (EXTENDED COPY target descriptors,
  * SPC-4 6.4.5).  Returns it with a reference (scsi_lu_put), or NULL. */
 struct scsi_lu *scsi_lu_lookup_naa(const uint8_t naa[16]);

@@ -74,6 +74,8 @@
 #define ASC_INVALID_FIELD_IN_PARAM   0x26
 #define ASC_WRITE_PROTECTED          0x27
 #define ASC_SAVING_PARAMS_NOT_SUPP   0x39
+#define ASC_MEDIUM_NOT_PRESENT       0x3a
+#define ASC_MEDIUM_REMOVAL_PREVENTED 0x53   /* ascq 0x02 */
 #define ASC_INTERNAL_TARGET_FAILURE  0x44
 
 /* Largest transfer one command may ask for (advertised in the Block Limits

@@ -11,6 +11,7 @@
  * commands; the claim is dropped when the command completes.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,15 +49,36 @@ static void orwrite_merge(struct scsi_cmd *cmd);
 
 void sbc_start_stop_unit(struct scsi_cmd *cmd)
 {
+	struct scsi_lu *lu = cmd->lu;
 	uint8_t pc = cmd->cdb[4] >> 4;
-	bool loej = cmd->cdb[4] & 0x02;
+	bool loej = cmd->cdb[4] & 0x02, start = cmd->cdb[4] & 0x01;
+	bool prevented;
 
-	/* SBC-3 5.25: with POWER CONDITION 0h, LOEJ asks to load/unload the
-	 * medium, which a non-removable LU (RMB=0) cannot do. Power
-	 * conditions and START/STOP are accepted and have no effect: the
-	 * medium is always ready. */
-	if (pc == 0 && loej) {
+	/* SBC-3 5.25: a POWER CONDITION other than 0h makes the device server
+	 * ignore START and LOEJ; power conditions have no effect here (the
+	 * medium is always spinning).  IMMED changes nothing either: the
+	 * command completes at once.  LOEJ=0: START alone neither loads nor
+	 * ejects anything. */
+	if (pc != 0 || !loej) {
+		scsi_cmd_complete(cmd);
+		return;
+	}
+	/* LOEJ=1 loads (START=1) or ejects (START=0) the medium, which a
+	 * non-removable LU (RMB=0) cannot do. */
+	if (!lu->removable) {
 		scsi_fail_cdb(cmd, 4, 1);
+		return;
+	}
+	/* SBC-3 5.25 / SPC-4 6.13: while any I_T nexus prevents medium
+	 * removal, the medium may be neither ejected nor (re)loaded:
+	 * ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED. */
+	pthread_mutex_lock(&lu->lock);
+	prevented = lu->prevent != NULL;
+	if (!prevented)
+		atomic_store(&lu->no_medium, !start);
+	pthread_mutex_unlock(&lu->lock);
+	if (prevented) {
+		scsi_fail(cmd, SK_ILLEGAL_REQUEST, ASC_MEDIUM_REMOVAL_PREVENTED, 0x02);
 		return;
 	}
 	scsi_cmd_complete(cmd);
@@ -64,8 +86,34 @@ void sbc_start_stop_unit(struct scsi_cmd *cmd)
 
 void sbc_prevent_allow(struct scsi_cmd *cmd)
 {
-	/* SPC-4 6.13: bit 0 of PREVENT; recorded, informational only. */
-	cmd->lu->removal_prevented = cmd->cdb[4] & 0x01;
+	struct scsi_lu *lu = cmd->lu;
+	uint64_t id = scsi_nexus_id(cmd);
+	struct scsi_prevent **pp, *pv;
+	/* SPC-4 6.13: PREVENT field 01b prevents, 00b allows (10b/11b are
+	 * obsolete; bit 0 decides, as it always did). */
+	bool prevent = cmd->cdb[4] & 0x01;
+
+	/* The prevention belongs to the I_T nexus that asked for it; the
+	 * medium stays locked while any nexus holds one. */
+	pthread_mutex_lock(&lu->lock);
+	for (pp = &lu->prevent; (pv = *pp) && pv->nexus_id != id; pp = &pv->next)
+		;
+	if (prevent && !pv) {
+		pv = calloc(1, sizeof(*pv));
+		if (!pv) {
+			pthread_mutex_unlock(&lu->lock);
+			scsi_set_errno_sense(cmd, -ENOMEM, false);
+			scsi_cmd_complete(cmd);
+			return;
+		}
+		pv->nexus_id = id;
+		*pp = pv;
+	} else if (!prevent && pv) {
+		*pp = pv->next;
+		free(pv);
+	}
+	lu->removal_prevented = lu->prevent != NULL;
+	pthread_mutex_unlock(&lu->lock);
 	scsi_cmd_complete(cmd);
 }
 

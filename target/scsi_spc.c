@@ -17,7 +17,8 @@
 
 void spc_test_unit_ready(struct scsi_cmd *cmd)
 {
-	/* SPC-4 6.37: the medium is always present and ready. */
+	/* SPC-4 6.37: the medium is ready; an ejected removable medium was
+	 * already reported (NOT READY 3A/00) by the dispatcher. */
 	cmd->status = SAM_STAT_GOOD;
 	scsi_cmd_complete(cmd);
 }
@@ -82,7 +83,7 @@ static uint32_t inquiry_standard(struct scsi_cmd *cmd, uint8_t *b)
 	size_t i;
 
 	b[0] = periph(cmd);
-	b[1] = 0x00;            /* RMB=0: not removable */
+	b[1] = lu && lu->removable ? 0x80 : 0x00;   /* RMB (SPC-4 6.6.2) */
 	b[2] = 0x06;            /* VERSION: SPC-4 */
 	b[3] = 0x12;            /* NORMACA=0, HISUP=1, RESPONSE DATA FORMAT=2 */
 	/* TPGS=01b: implicit ALUA (SPC-4 5.15; REPORT TARGET PORT GROUPS, no

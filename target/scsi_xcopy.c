@@ -238,7 +238,10 @@ struct xc_job {
 	uint64_t chunk;            /* bytes in flight */
 	bool backwards;            /* overlapping same-LU copy to a higher offset */
 	int slot;                  /* xc_table index or -1 */
-	struct scsi_cmd probe;     /* reservation check of a CSCD */
+	/* Reservation check of a CSCD while resolving; during the copy, the
+	 * holder of the chunk's range lock claim (scsi.c): a command holds one
+	 * claim at a time, and the copy needs one per LU it touches. */
+	struct scsi_cmd probe;
 	uint8_t *buf;
 	size_t buflen;
 	struct bio bio;
@@ -280,6 +283,7 @@ static void xc_finish(struct xc_job *j, bool keep)
 	uint16_t segs = (uint16_t)j->cur;
 	uint64_t total = j->total;
 
+	scsi_rl_release(&j->probe);
 	xc_put_targets(j);
 	if (j->buf)
 		bstore_buf_free(j->buf);
@@ -431,9 +435,11 @@ static bool xc_resolve(struct xc_job *j, const uint8_t *p, uint32_t tdll, uint32
 			return false;
 		}
 		j->tgt[i].lu = lu;
-		/* LUN masking: an LU this nexus cannot see is unreachable. */
-		if (lu != cmd->lu &&
-		    !(scsi_xcopy_access_hook && scsi_xcopy_access_hook(cmd, lu))) {
+		/* LUN masking: an LU this nexus cannot see is unreachable; so
+		 * is a removable medium that has been ejected. */
+		if ((lu != cmd->lu &&
+		     !(scsi_xcopy_access_hook && scsi_xcopy_access_hook(cmd, lu))) ||
+		    atomic_load(&lu->no_medium)) {
 			copy_aborted(cmd, ASC_COPY_TARGET_NOT_REACHABLE, 0x02, 0,
 				     XCOPY_HDR_LEN + i * XCOPY_TGT_DESC_LEN);
 			return false;
@@ -536,10 +542,29 @@ static uint64_t xc_chunk_off(const struct xc_job *j)
 	return j->backwards ? sg->len - j->pos - j->chunk : j->pos;
 }
 
+/* Claim the LBA range of the current chunk on one CSCD in its LU's range
+ * lock.  The copy manager's reads and writes are READ/WRITE commands sent
+ * on the initiator's behalf, so COMPARE AND WRITE, ORWRITE and WRITE ATOMIC
+ * must be atomic with respect to them too (SBC-3 5.2, SBC-4 4.29): the
+ * source chunk is read under a shared read claim, the destination chunk
+ * written under a write claim.  One claim at a time (released before the
+ * next is taken), so two copies in opposite directions cannot deadlock.
+ * false: queued; resume runs on the reactor once granted. */
+static bool xc_claim(struct xc_job *j, struct scsi_lu *lu, uint64_t off, int mode,
+		     void (*resume)(struct scsi_cmd *))
+{
+	uint64_t lba = off / lu->block_size;
+	uint64_t end = (off + j->chunk + lu->block_size - 1) / lu->block_size;
+
+	scsi_rl_release(&j->probe);
+	return scsi_rl_acquire(&j->probe, lu, lba, end - lba, mode, resume);
+}
+
 static void xc_write_done(struct bio *bio, int err)
 {
 	struct xc_job *j = bio->priv;
 
+	scsi_rl_release(&j->probe);
 	if (err) {
 		xc_io_error(j, err, true);
 		return;
@@ -550,16 +575,11 @@ static void xc_write_done(struct bio *bio, int err)
 	xc_step(j);
 }
 
-static void xc_read_done(struct bio *bio, int err)
+static void xc_submit_write(struct xc_job *j)
 {
-	struct xc_job *j = bio->priv;
 	const struct xc_segment *sg = &j->seg[j->cur];
 	struct scsi_lu *dlu = j->tgt[sg->dst].lu;
 
-	if (err) {
-		xc_io_error(j, err, false);
-		return;
-	}
 	memset(&j->bio, 0, sizeof(j->bio));
 	j->bio.opcode = BIO_WRITE;
 	/* Caching mode page WCE=0 makes every write durable (SBC-3 6.5.4). */
@@ -570,6 +590,45 @@ static void xc_read_done(struct bio *bio, int err)
 	j->bio.done = xc_write_done;
 	j->bio.priv = j;
 	bstore_submit(dlu->bs, j->cmd->r, &j->bio);
+}
+
+static void xc_write_resume(struct scsi_cmd *probe)
+{
+	xc_submit_write(container_of(probe, struct xc_job, probe));
+}
+
+static void xc_read_done(struct bio *bio, int err)
+{
+	struct xc_job *j = bio->priv;
+	const struct xc_segment *sg = &j->seg[j->cur];
+
+	scsi_rl_release(&j->probe);
+	if (err) {
+		xc_io_error(j, err, false);
+		return;
+	}
+	if (xc_claim(j, j->tgt[sg->dst].lu, sg->dst_off + xc_chunk_off(j), SCSI_RL_WRITE,
+		     xc_write_resume))
+		xc_submit_write(j);
+}
+
+static void xc_submit_read(struct xc_job *j)
+{
+	const struct xc_segment *sg = &j->seg[j->cur];
+
+	memset(&j->bio, 0, sizeof(j->bio));
+	j->bio.opcode = BIO_READ;
+	j->bio.offset = sg->src_off + xc_chunk_off(j);
+	j->bio.len = j->chunk;
+	j->bio.buf = j->buf;
+	j->bio.done = xc_read_done;
+	j->bio.priv = j;
+	bstore_submit(j->tgt[sg->src].lu->bs, j->cmd->r, &j->bio);
+}
+
+static void xc_read_resume(struct scsi_cmd *probe)
+{
+	xc_submit_read(container_of(probe, struct xc_job, probe));
 }
 
 /* Issue the next chunk, or finish. */
@@ -592,14 +651,9 @@ static void xc_step(struct xc_job *j)
 	j->chunk = sg->len - j->pos;
 	if (j->chunk > j->buflen)
 		j->chunk = j->buflen;
-	memset(&j->bio, 0, sizeof(j->bio));
-	j->bio.opcode = BIO_READ;
-	j->bio.offset = sg->src_off + xc_chunk_off(j);
-	j->bio.len = j->chunk;
-	j->bio.buf = j->buf;
-	j->bio.done = xc_read_done;
-	j->bio.priv = j;
-	bstore_submit(j->tgt[sg->src].lu->bs, j->cmd->r, &j->bio);
+	if (xc_claim(j, j->tgt[sg->src].lu, sg->src_off + xc_chunk_off(j), SCSI_RL_READ,
+		     xc_read_resume))
+		xc_submit_read(j);
 }
 
 void scsi_xcopy(struct scsi_cmd *cmd)
@@ -683,6 +737,11 @@ void scsi_xcopy(struct scsi_cmd *cmd)
 		xc_finish(j, false);
 		return;
 	}
+	/* From here on the probe only holds range lock claims, on the
+	 * command's reactor. */
+	memset(&j->probe, 0, sizeof(j->probe));
+	j->probe.r = cmd->r;
+	j->probe.nexus = cmd->nexus;
 	j->cur = 0;
 	j->pos = 0;
 	xc_set_direction(j);

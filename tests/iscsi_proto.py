@@ -8,12 +8,15 @@ shares its PDU helpers.
 
 usage: iscsi_proto.py --port P [--host H] [--target IQN] [--initiator IQN]
                       [--adm "ringstoradm -C SOCK"] [--tid N]
-                      [--portal2 HOST:PORT,TAG] [--groups g1,g2,...]
+                      [--portal2 HOST:PORT,TAG] [--target2 IQN]
+                      [--groups g1,g2,...]
 
 Groups: login discovery ffp digests r2t vanish reinstate tmf chap
-        chapdisc portals async.  chap/chapdisc/async need --adm (accounts are
-        created, bound and removed again through the control socket);
-        portals needs --portal2.
+        chapdisc portals alua async xcopy.  chap/chapdisc/async need --adm
+        (accounts are created, bound and removed again through the control
+        socket); portals and alua need --portal2; xcopy needs LUNs 1 and 2 on the
+        target and --target2, a second target with LUN 1 that the initiator
+        may log in to.
 Exit status: 0 all checks passed, 1 otherwise.
 """
 import argparse
@@ -928,6 +931,183 @@ def g_portals():
     c.close()
 
 
+def rtpg_groups(c):
+    """REPORT TARGET PORT GROUPS (SPC-4 6.36): {group id: [relative port ids]}."""
+    cdb = bytes([0xA3, 0x0A, 0, 0, 0, 0]) + struct.pack(">I", 4096) + bytes(2)
+    s, data, _, _ = c.run(cdb, edtl=4096, read=True)
+    if s != 0 or len(data) < 4:
+        return None
+    end = min(len(data), 4 + struct.unpack(">I", data[0:4])[0])
+    groups, off = {}, 4
+    while off + 8 <= end:
+        gid, cnt = struct.unpack(">H", data[off + 2:off + 4])[0], data[off + 7]
+        ports = [struct.unpack(">H", data[off + 8 + 4 * i + 2:off + 8 + 4 * i + 4])[0]
+                 for i in range(cnt) if off + 8 + 4 * i + 4 <= end]
+        groups[gid] = ports
+        off += 8 + 4 * cnt
+    return groups
+
+
+def g_alua():
+    """Every portal group is a target port group of the LU (ALUA, SPC-4 5.15),
+    seen the same way through either portal."""
+    host2, rest = PORTAL2.rsplit(":", 1)
+    port2, tag2 = rest.split(",")
+    port2, tag2 = int(port2), int(tag2)
+    seen = []
+    for host, port, isid in ((HOST, PORT, b"\x80\x00\x00\x00\x00\x41"),
+                             (host2, port2, b"\x80\x00\x00\x00\x00\x42")):
+        c = Conn(host, port, isid=isid)
+        st, _ = c.login()
+        if not check("login through %s:%d" % (host, port), st == 0, hex(st)):
+            return
+        tag = int(c.login_kvs.get("TargetPortalGroupTag", ["0"])[0])
+        c.drain_ua()
+        g = rtpg_groups(c)
+        check("REPORT TARGET PORT GROUPS through tag %d lists both portal groups" % tag,
+              g is not None and tag in g and tag2 in g and len(g) >= 2, g)
+        check("each group holds its own relative target port (tag %d)" % tag,
+              g is not None and all(v == [k] for k, v in g.items()), g)
+        seen.append(g)
+        c.close()
+    check("both paths report the same groups", len(seen) == 2 and seen[0] == seen[1], seen)
+
+
+# ---- EXTENDED COPY between LUNs (needs LUN 2 and --target2)
+
+TARGET2 = None
+
+
+def inquiry_naa(c, lun):
+    """The NAA designator (binary, LU association) of VPD page 0x83."""
+    s, data, _, _ = c.run(bytes([0x12, 0x01, 0x83, 0x01, 0x00, 0x00]), edtl=256, read=True,
+                          lun=lun)
+    if s != 0 or len(data) < 4:
+        return None
+    end, off = min(len(data), 4 + struct.unpack(">H", data[2:4])[0]), 4
+    while off + 4 <= end:
+        cs, at, ln = data[off] & 0x0F, data[off + 1], data[off + 3]
+        if cs == 1 and (at & 0x30) == 0 and (at & 0x0F) == 3 and ln == 16:
+            return data[off + 4:off + 20]
+        off += 4 + ln
+    return None
+
+
+def xcopy_list(targets, segments, list_id=0x11, usage=0):
+    """EXTENDED COPY (LID1) parameter list (SPC-4 6.4.3, 6.4.5, 6.4.6.5):
+    targets = [(naa, block_size)] as Identification Descriptor target
+    descriptors (0xE4), segments = [(src index, dst index, blocks, src lba,
+    dst lba)] as block->block segment descriptors (0x02)."""
+    td = b""
+    for naa, bs in targets:
+        d = bytearray(32)
+        d[0] = 0xE4
+        d[4] = 0x01                       # code set: binary
+        d[5] = 0x03                       # association LU, designator type NAA
+        d[7] = 16
+        d[8:24] = naa
+        d[29:32] = bs.to_bytes(3, "big")  # DISK BLOCK LENGTH
+        td += bytes(d)
+    sd = b""
+    for si, di, nb, slba, dlba in segments:
+        sd += struct.pack(">BBHHHHHQQ", 0x02, 0, 0x18, si, di, 0, nb, slba, dlba)
+    hdr = struct.pack(">BBHIII", list_id, (usage & 3) << 3, len(td), 0, len(sd), 0)
+    return hdr + td + sd
+
+
+def xcopy(c, plist, lun=1):
+    cdb = bytes([0x83, 0x00] + [0] * 8) + struct.pack(">I", len(plist)) + bytes(2)
+    return c.run(cdb, edtl=len(plist), write=True, data=plist, lun=lun)
+
+
+def sense_of(sense_seg):
+    """(key, asc, ascq) from a SCSI Response data segment (2-byte length prefix)."""
+    sn = sense_seg[2:]
+    return (sn[2] & 0x0F, sn[12], sn[13]) if len(sn) >= 14 else None
+
+
+def g_xcopy():
+    bs = 512
+    c = Conn(isid=b"\x80\x00\x00\x00\x00\x51")
+    st, _ = c.login()
+    if not check("login for the EXTENDED COPY test", st == 0, hex(st)):
+        return
+    for lun in (1, 2):
+        for _ in range(4):
+            if c.run(tur(), lun=lun)[0] == 0:
+                break
+    naa1, naa2 = inquiry_naa(c, 1), inquiry_naa(c, 2)
+    check("LUNs 1 and 2 report NAA designators", naa1 and naa2 and naa1 != naa2, (naa1, naa2))
+    c2 = Conn(isid=b"\x80\x00\x00\x00\x00\x52")
+    st, _ = c2.login(target=TARGET2)
+    check("login to the second target", st == 0, hex(st))
+    c2.drain_ua()
+    naa_other = inquiry_naa(c2, 1)
+    check("the other target's LUN reports an NAA", naa_other is not None)
+    other_before = c2.run(read10(0, 8), edtl=8 * bs, read=True)[1]
+    if not (naa1 and naa2 and naa_other):
+        return
+
+    # Distinct patterns: LUN 1 LBA 0..7, LUN 2 LBA 40..47; LUN 2 LBA 100..107
+    # and LUN 1 LBA 60..67 are the destinations.
+    pat1 = bytes((i * 13 + 1) & 0xFF for i in range(8 * bs))
+    pat2 = bytes((i * 29 + 7) & 0xFF for i in range(8 * bs))
+    zero = bytes(8 * bs)
+    for lun, lba, data in ((1, 0, pat1), (2, 40, pat2), (2, 100, zero), (1, 60, zero)):
+        s = c.run(write10(lba, 8), edtl=len(data), write=True, data=data, lun=lun)[0]
+        check("write LUN %d LBA %d" % (lun, lba), s == 0, s)
+
+    # One EXTENDED COPY, two segments in opposite directions between two LUNs
+    # of the same target, addressed to LUN 1.
+    plist = xcopy_list([(naa1, bs), (naa2, bs)],
+                       [(0, 1, 8, 0, 100), (1, 0, 8, 40, 60)], list_id=0x11)
+    s, _, _, sn = xcopy(c, plist)
+    check("EXTENDED COPY between LUNs 1 and 2 of one target -> GOOD", s == 0,
+          (s, sense_of(sn) if sn else None))
+    d = c.run(read10(100, 8), edtl=8 * bs, read=True, lun=2)[1]
+    check("LUN 2 LBA 100.. holds LUN 1's blocks", d == pat1)
+    d = c.run(read10(60, 8), edtl=8 * bs, read=True, lun=1)[1]
+    check("LUN 1 LBA 60.. holds LUN 2's blocks", d == pat2)
+    d = c.run(read10(0, 8), edtl=8 * bs, read=True, lun=1)[1]
+    check("copy source LUN 1 unchanged", d == pat1)
+    d = c.run(read10(40, 8), edtl=8 * bs, read=True, lun=2)[1]
+    check("copy source LUN 2 unchanged", d == pat2)
+    # RECEIVE COPY RESULTS, COPY STATUS (SPC-4 6.22.2, LID1).
+    cdb = bytes([0x84, 0x00, 0x11] + [0] * 7) + struct.pack(">I", 64) + bytes(2)
+    s, d, _, _ = c.run(cdb, edtl=64, read=True)
+    check("RECEIVE COPY RESULTS: copy done, 2 segments, %d bytes" % (16 * bs),
+          s == 0 and len(d) >= 12 and d[4] & 0x7F == 1 and struct.unpack(">H", d[5:7])[0] == 2
+          and d[7] == 0 and struct.unpack(">I", d[8:12])[0] == 16 * bs, (s, d[:12].hex()))
+    # The same copy addressed to LUN 2 works too (either LUN is a way in).
+    s = xcopy(c, xcopy_list([(naa2, bs), (naa1, bs)], [(0, 1, 8, 40, 60)], usage=3), lun=2)[0]
+    check("EXTENDED COPY through LUN 2 -> GOOD", s == 0, s)
+
+    # An LU of another target is not reachable through this session, in
+    # either role (SPC-4 6.4.3: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE).
+    for name, tds in (("source", [(naa_other, bs), (naa1, bs)]),
+                      ("destination", [(naa1, bs), (naa_other, bs)])):
+        s, _, _, sn = xcopy(c, xcopy_list(tds, [(0, 1, 8, 0, 0)], usage=3))
+        check("EXTENDED COPY naming another target's LU as %s -> 0A/0D/02" % name,
+              s == 2 and sense_of(sn) == (0x0A, 0x0D, 0x02), (s, sense_of(sn) if sn else None))
+    after = c2.run(read10(0, 8), edtl=8 * bs, read=True)[1]
+    check("the other target's LU is untouched", after == other_before)
+    d = c.run(read10(0, 8), edtl=8 * bs, read=True, lun=1)[1]
+    check("LUN 1 untouched by the refused copy", d == pat1)
+    s, _, _, sn = xcopy(c, xcopy_list([(bytes([0x65]) + os.urandom(15), bs), (naa1, bs)],
+                                      [(0, 1, 1, 0, 0)], usage=3))
+    check("EXTENDED COPY naming an unknown NAA -> 0A/0D/02",
+          s == 2 and sense_of(sn) == (0x0A, 0x0D, 0x02), (s, sense_of(sn) if sn else None))
+    # The other target's session may copy within its own LU, not into ours.
+    s = xcopy(c2, xcopy_list([(naa_other, bs)], [(0, 0, 1, 0, 1)], usage=3))[0]
+    check("the other target copies within its own LU", s == 0, s)
+    s, _, _, sn = xcopy(c2, xcopy_list([(naa_other, bs), (naa2, bs)], [(0, 1, 1, 0, 0)],
+                                       usage=3))
+    check("... but not into this target's LU",
+          s == 2 and sense_of(sn) == (0x0A, 0x0D, 0x02), (s, sense_of(sn) if sn else None))
+    c.close()
+    c2.close()
+
+
 # ---- async logout request (needs --adm)
 
 def session_ids(isid_hex=None):
@@ -987,12 +1167,13 @@ GROUPS = {
     "login": g_login, "discovery": g_discovery, "ffp": g_ffp, "digests": g_digests,
     "r2t": g_r2t, "vanish": g_vanish, "reinstate": g_reinstate, "tmf": g_tmf,
     "chap": g_chap, "chapdisc": g_chapdisc, "portals": g_portals, "async": g_async,
+    "alua": g_alua, "xcopy": g_xcopy,
 }
 DEFAULT = ["login", "discovery", "ffp", "digests", "r2t", "vanish", "reinstate", "tmf"]
 
 
 def main():
-    global HOST, PORT, TGT, INI, ADM, TID, PORTAL2
+    global HOST, PORT, TGT, INI, ADM, TID, PORTAL2, TARGET2
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default=HOST)
     ap.add_argument("--port", type=int, required=True)
@@ -1001,15 +1182,19 @@ def main():
     ap.add_argument("--adm", help="ringstoradm command line, e.g. 'ringstoradm -C sock'")
     ap.add_argument("--tid", type=int, default=1)
     ap.add_argument("--portal2")
+    ap.add_argument("--target2")
     ap.add_argument("--groups", default=",".join(DEFAULT))
     a = ap.parse_args()
     HOST, PORT, TGT, INI, TID, PORTAL2 = a.host, a.port, a.target, a.initiator, a.tid, a.portal2
+    TARGET2 = a.target2
     ADM = shlex.split(a.adm) if a.adm else None
     for g in a.groups.split(","):
         if g in ("chap", "chapdisc", "async") and not ADM:
             sys.exit("group %s needs --adm" % g)
-        if g == "portals" and not PORTAL2:
-            sys.exit("group portals needs --portal2")
+        if g in ("portals", "alua") and not PORTAL2:
+            sys.exit("group %s needs --portal2" % g)
+        if g == "xcopy" and not TARGET2:
+            sys.exit("group xcopy needs --target2")
         print("== %s" % g)
         t0 = time.time()
         try:

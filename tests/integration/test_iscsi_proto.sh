@@ -2,7 +2,9 @@
 # iSCSI protocol conformance at the PDU level (tests/iscsi_proto.py): login
 # errors, text continuation, SendTargets, digests, R2T, TMFs, logout,
 # reinstatement, CHAP (one-way, mutual, discovery; all four CHAP_A
-# algorithms), portal groups and the target's logout request (Async Message).
+# algorithms), portal groups, ALUA target port groups, EXTENDED COPY between
+# LUNs of a target (and not into another target's) and the target's logout
+# request (Async Message).
 # Then the same features through libiscsi: CHAP URLs and mutual CHAP.
 . "$(dirname "$0")/lib.sh"
 
@@ -13,9 +15,18 @@ write_config "$T/rs.conf" "$T/lun1.img" "127.0.0.0/8"
 start_daemon "$T/rs.conf" --iscsi-portal "127.0.0.2:$PORT2,2"
 ADM="$RINGSTORADM -C $SOCK"
 
+# EXTENDED COPY: a second LUN on target 1 and a second target with one LUN.
+IQN2=$IQN.two
+$ADM --mode logicalunit --op new --tid 1 --lun 2 --backing-store "$T/lun2.img" \
+	--params create=1,size=4M >/dev/null || fail "LUN 2 new"
+$ADM --mode target --op new --tid 2 --targetname "$IQN2" >/dev/null || fail "target 2 new"
+$ADM --mode logicalunit --op new --tid 2 --lun 1 --backing-store "$T/t2lun1.img" \
+	--params create=1,size=4M >/dev/null || fail "target 2 LUN 1 new"
+$ADM --mode target --op bind --tid 2 --initiator-address ALL >/dev/null || fail "target 2 bind"
+
 python3 "$TOP/tests/iscsi_proto.py" --port "$PORT" --target "$IQN" \
-	--adm "$ADM" --portal2 "127.0.0.2:$PORT2,2" \
-	--groups login,discovery,ffp,digests,r2t,vanish,reinstate,tmf,chap,chapdisc,portals,async \
+	--adm "$ADM" --portal2 "127.0.0.2:$PORT2,2" --target2 "$IQN2" \
+	--groups login,discovery,ffp,digests,r2t,vanish,reinstate,tmf,chap,chapdisc,portals,alua,xcopy,async \
 	|| fail "raw PDU checks"
 daemon_alive || fail "daemon died"
 ok "raw PDU checks"

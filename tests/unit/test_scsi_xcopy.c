@@ -13,11 +13,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "core/reactor.h"
 #include "target/scsi.h"
 #include "target/scsi_pr.h"
+#include "target/scsi_internal.h"
 #include "target/scsi_xcopy.h"
 
 static struct reactor R;
@@ -1035,6 +1039,130 @@ static void test_reservations(void **state)
 	scsi_xcopy_forget_nexus(nexus2.id);
 }
 
+/* ---- range lock: the copy is serialised against COMPARE AND WRITE ---- */
+
+struct rl_holder {
+	struct scsi_cmd cmd;           /* stands for a COMPARE AND WRITE */
+	struct scsi_lu *lu;
+	_Atomic bool saw_waiter;       /* the copy queued behind the claim */
+	_Atomic int done_when_seen;    /* done_calls at that moment */
+	pthread_t th;
+};
+
+static _Atomic int xc_done;
+
+static void on_done_atomic(struct scsi_cmd *cmd)
+{
+	atomic_fetch_add(&xc_done, 1);
+	done_calls++;
+	if (cmd->r && reactor_current() == cmd->r)
+		reactor_stop(cmd->r);
+}
+
+static void rl_never(struct scsi_cmd *cmd)
+{
+	(void)cmd;
+	fail_msg("the holder's claim was granted at once, never queued");
+}
+
+/* Another thread: wait until the copy queues behind the exclusive claim,
+ * give it time to (wrongly) go on, then release the claim. */
+static void *rl_holder_thread(void *arg)
+{
+	struct rl_holder *h = arg;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	bool waiting = false;
+
+	for (int i = 0; i < 2000 && !waiting; i++) {
+		pthread_mutex_lock(&h->lu->rl.mu);
+		waiting = h->lu->rl.wait_head != NULL;
+		pthread_mutex_unlock(&h->lu->rl.mu);
+		if (!waiting)
+			nanosleep(&ts, NULL);
+	}
+	ts.tv_nsec = 100 * 1000 * 1000;
+	nanosleep(&ts, NULL);
+	atomic_store(&h->done_when_seen, atomic_load(&xc_done));
+	atomic_store(&h->saw_waiter, waiting);
+	scsi_rl_release(&h->cmd);   /* the "COMPARE AND WRITE" completes */
+	return NULL;
+}
+
+static void test_range_lock(void **state)
+{
+	struct scsi_cmd cmd;
+	struct plist pl;
+	uint8_t *src, *dst;
+	(void)state;
+
+	file_fill(fpath_a, 0, 4096, 21);
+	src = file_read(fpath_a, 0, 4096);
+	/* case 0: the exclusive claim covers the destination (fb 100..107);
+	 * case 1: it covers the source (fa block 0). */
+	for (int which = 0; which < 2; which++) {
+		static struct rl_holder h;
+
+		memset(&h, 0, sizeof(h));
+		h.cmd.r = &R;
+		h.lu = which == 0 ? fb : fa;
+		assert_true(scsi_rl_acquire(&h.cmd, h.lu, which == 0 ? 104 : 0, 1, SCSI_RL_EXCL,
+					    rl_never));
+		file_fill(fpath_b, 100 * 512, 4096, 99);
+
+		pl_init(&pl, (uint8_t)(70 + which), 3);
+		pl_tgt(&pl, fa);
+		pl_tgt(&pl, fb);
+		pl_b2b(&pl, 0, 1, 1, 0, 100, false);    /* fa block 0 -> fb 100..107 */
+		pl_finish(&pl);
+		atomic_store(&xc_done, 0);
+		done_calls = 0;
+		cmd_init(&cmd, fb);
+		cmd.done = on_done_atomic;
+		cmd.cdb[0] = OP_EXTENDED_COPY;
+		cmd.cdb[1] = XCOPY_SA_LID1;
+		wbe32(&cmd.cdb[10], pl.len);
+		cmd.cdb_len = 16;
+		cmd.data_out = pl.b;
+		cmd.data_out_len = cmd.expected_len = pl.len;
+		assert_int_equal(pthread_create(&h.th, NULL, rl_holder_thread, &h), 0);
+		scsi_xcopy(&cmd);
+		wait_done(1);
+		pthread_join(h.th, NULL);
+		assert_true(atomic_load(&h.saw_waiter));
+		assert_int_equal(atomic_load(&h.done_when_seen), 0);
+		assert_good(&cmd);
+		dst = file_read(fpath_b, 100 * 512, 4096);
+		assert_memory_equal(src, dst, 4096);
+		free(dst);
+		/* Nothing left behind in either lock. */
+		assert_null(fa->rl.active);
+		assert_null(fb->rl.active);
+		assert_null(fa->rl.wait_head);
+		assert_null(fb->rl.wait_head);
+	}
+	free(src);
+}
+
+/* A copy never touches an ejected removable medium (unreachable CSCD). */
+static void test_no_medium(void **state)
+{
+	struct scsi_cmd cmd;
+	struct plist pl;
+	(void)state;
+
+	pl_init(&pl, 80, 3);
+	pl_tgt(&pl, fa);
+	pl_tgt(&pl, fb);
+	pl_b2b(&pl, 0, 1, 1, 0, 0, false);
+	pl_finish(&pl);
+	atomic_store(&fb->no_medium, true);
+	xcopy_run(&cmd, fa, &pl, pl.len);
+	atomic_store(&fb->no_medium, false);
+	assert_sense(&cmd, 0x0a, 0x0d, 0x02);
+	xcopy_run(&cmd, fa, &pl, pl.len);
+	assert_good(&cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1049,6 +1177,8 @@ int main(void)
 		cmocka_unit_test(test_status_table_bounded),
 		cmocka_unit_test(test_access),
 		cmocka_unit_test(test_reservations),
+		cmocka_unit_test(test_range_lock),
+		cmocka_unit_test(test_no_medium),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
