@@ -20,6 +20,7 @@
  * reg_lock so that logins on the reactors never wait for the control plane.
  */
 #include "registry.h"
+#include "scsi_pr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -501,6 +502,9 @@ int reg_lun_new(int tid, const struct reg_lun_spec *spec, char *err, size_t errl
 		reg_target_put(t);
 		return -ENOMEM;
 	}
+	/* Restore APTPL reservations now, on the control plane, so that the file
+	 * read never happens on a reactor at the LU's first command. */
+	scsi_pr_load(lu);
 
 	pthread_mutex_lock(&reg_lock);
 	if (t->deleted) {

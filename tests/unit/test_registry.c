@@ -26,6 +26,7 @@
 #include "core/control_proto.h"
 #include "nfsgw/exports.h"
 #include "target/registry.h"
+#include "target/scsi_pr.h"
 
 /* ------------------------------------------------------------ stubs */
 
@@ -98,6 +99,13 @@ void bstore_close(struct bstore *bs)
 	free(bs->path);
 	free(bs);
 	atomic_fetch_sub(&bs_alive, 1);
+}
+
+/* APTPL restore at LU creation: nothing to restore in these tests. */
+int scsi_pr_load(struct scsi_lu *lu)
+{
+	(void)lu;
+	return 0;
 }
 
 struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scsi_lu_params *p)
