@@ -30,14 +30,17 @@ LIBS    = -luring -lconfig -lcrypto -lnfs
 
 LIB_SRCS = $(filter-out core/main.c,$(wildcard core/*.c target/*.c backend/*.c conf/*.c nfsgw/*.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+COMP_SRCS = $(filter-out companion/main.c,$(wildcard companion/*.c))
+COMP_OBJS = $(COMP_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 DAEMON = $(BUILD)/ringstord
 ADM    = $(BUILD)/ringstoradm
+MIGRATE = $(BUILD)/ringstor-migrate
 
 .PHONY: all deps run check unit integration install clean sanitize
-all: $(DAEMON) $(ADM)
+all: $(DAEMON) $(ADM) $(MIGRATE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -52,6 +55,18 @@ $(DAEMON): $(BUILD)/core/main.o $(BUILD)/libringstor.a
 
 $(ADM): $(BUILD)/cli/ringstoradm.o $(BUILD)/libringstor.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The host-side companion: its own archive (it never links the daemon's code).
+$(BUILD)/libcompanion.a: $(COMP_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(MIGRATE): $(BUILD)/companion/main.o $(BUILD)/libcompanion.a
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto
+
+$(BUILD)/tests/test_companion_%: $(BUILD)/tests/unit/test_companion_%.o $(BUILD)/libcompanion.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto -lcmocka
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libringstor.a
 	@mkdir -p $(dir $@)
@@ -85,11 +100,11 @@ sanitize:
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/ringstor
-	install -m 0755 $(DAEMON) $(ADM) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(DAEMON) $(ADM) $(MIGRATE) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 conf/ringstor.conf.example $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf.example
 
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/core/main.d $(BUILD)/cli/ringstoradm.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJS:.o=.d) $(COMP_OBJS:.o=.d) $(BUILD)/companion/main.d $(BUILD)/core/main.d $(BUILD)/cli/ringstoradm.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 .SECONDARY:

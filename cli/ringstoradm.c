@@ -79,7 +79,11 @@ static void usage(FILE *out)
 "                                     --path and --clients; quote or \\040 blanks in DIR)\n"
 "      --export-id N                  new: the export's fsid (persistent file handle id);\n"
 "                                     update/delete: select the export by id\n"
-"  --mode lock (NLM locks, show/delete) is not implemented yet.\n"
+"NFS locks (--lld nfs --mode lock; NLM byte-range locks and share reservations):\n"
+"      --op show [--json]             every lock, blocked request and share\n"
+"      --op delete [--initiator-address CLIENT] [--path FILE]\n"
+"                                     break the locks of a client (its NLM name or\n"
+"                                     address) and/or on a file; neither: all locks\n"
 "\n"
 "Examples:\n"
 "  ringstoradm --lld iscsi --op new --mode target --tid 1 -T iqn.2001-04.com.example:storage.disk1\n"
@@ -98,6 +102,8 @@ static void usage(FILE *out)
 "  ringstoradm --lld nfs --mode export --op update --path /srv/iso --clients '*(rw)'\n"
 "  ringstoradm --lld nfs --mode export --op show [--json]\n"
 "  ringstoradm --lld nfs --mode export --op delete --path /srv/iso\n"
+"  ringstoradm --lld nfs --mode lock --op show [--json]\n"
+"  ringstoradm --lld nfs --mode lock --op delete --initiator-address client1.example.com\n"
 "  ringstoradm --op dump > running.conf   (contains the CHAP passwords)\n"
 "  ringstoradm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1\n"
 "  ringstoradm --lld iscsi --op delete --mode target --tid 1\n");
@@ -298,9 +304,12 @@ static void validate(const struct ctl_request *r)
 		}
 		break;
 	case CTL_MODE_LOCK:
-		/* sent anyway: the daemon says what it supports */
 		if (r->op != CTL_OP_SHOW && r->op != CTL_OP_DELETE)
 			die(EINVAL, "mode lock: only --op show and --op delete are supported");
+		if (r->op == CTL_OP_SHOW && (r->path[0] || r->initiator_address[0]))
+			die(EINVAL, "lock show lists every lock (--path/--initiator-address are for delete)");
+		if (r->clients[0] || r->export_line[0] || r->has_export_id)
+			die(EINVAL, "lock: --clients/--export/--export-id are not used");
 		break;
 	default:
 		die(EINVAL, "unknown mode");
@@ -563,8 +572,10 @@ int main(int argc, char **argv)
 			die(EINVAL, "mode %s needs --lld nfs", ctl_mode_name(req.mode));
 	}
 	if ((req.path[0] || req.clients[0] || req.export_line[0] || req.has_export_id) &&
-	    req.mode != CTL_MODE_EXPORT && req.op != CTL_OP_DUMP)
-		die(EINVAL, "--path, --clients, --export and --export-id belong to --lld nfs --mode export");
+	    req.mode != CTL_MODE_EXPORT && !(req.mode == CTL_MODE_LOCK && !req.clients[0] &&
+	    !req.export_line[0] && !req.has_export_id) && req.op != CTL_OP_DUMP)
+		die(EINVAL, "--path, --clients, --export and --export-id belong to --lld nfs --mode export "
+		    "(--path also to --mode lock)");
 	if (req.mode == CTL_MODE_ACCOUNT && req.op == CTL_OP_NEW && !req.password[0]) {
 		const char *env = getenv("RINGSTOR_PASSWORD");
 		if (password_stdin)

@@ -113,17 +113,23 @@ static void jw_prefix(struct json_writer *w, const char *key)
 		w->first[0] = false;
 		return;
 	}
-	if (!w->first[w->depth])
-		sb_puts(&w->out, ",");
+	bool was_first = w->first[w->depth];
 	w->first[w->depth] = false;
-	jw_indent(w);
+	if (w->compact[w->depth]) {
+		if (!was_first)
+			sb_puts(&w->out, ", ");
+	} else {
+		if (!was_first)
+			sb_puts(&w->out, ",");
+		jw_indent(w);
+	}
 	if (key) {
 		jw_quoted(&w->out, key);
 		sb_puts(&w->out, ": ");
 	}
 }
 
-static void jw_open(struct json_writer *w, const char *key, const char *brace)
+static void jw_open(struct json_writer *w, const char *key, const char *brace, bool compact)
 {
 	jw_prefix(w, key);
 	sb_puts(&w->out, brace);
@@ -131,8 +137,11 @@ static void jw_open(struct json_writer *w, const char *key, const char *brace)
 		w->error = true;
 		return;
 	}
+	/* inside a one-line array everything stays on that line */
+	compact = compact || w->compact[w->depth];
 	w->depth++;
 	w->first[w->depth] = true;
+	w->compact[w->depth] = compact;
 }
 
 static void jw_close(struct json_writer *w, const char *brace)
@@ -141,16 +150,17 @@ static void jw_close(struct json_writer *w, const char *brace)
 		w->error = true;
 		return;
 	}
-	bool empty = w->first[w->depth];
+	bool empty = w->first[w->depth], compact = w->compact[w->depth];
 	w->depth--;
-	if (!empty)
+	if (!empty && !compact)
 		jw_indent(w);
 	sb_puts(&w->out, brace);
 }
 
-void jw_begin_object(struct json_writer *w, const char *key) { jw_open(w, key, "{"); }
+void jw_begin_object(struct json_writer *w, const char *key) { jw_open(w, key, "{", false); }
 void jw_end_object(struct json_writer *w) { jw_close(w, "}"); }
-void jw_begin_array(struct json_writer *w, const char *key) { jw_open(w, key, "["); }
+void jw_begin_array(struct json_writer *w, const char *key) { jw_open(w, key, "[", false); }
+void jw_begin_array_compact(struct json_writer *w, const char *key) { jw_open(w, key, "[", true); }
 void jw_end_array(struct json_writer *w) { jw_close(w, "]"); }
 
 void jw_string(struct json_writer *w, const char *key, const char *val)

@@ -34,6 +34,7 @@ struct json_writer {
 	struct strbuf out;
 	int depth;
 	bool first[JSON_MAX_DEPTH + 1];
+	bool compact[JSON_MAX_DEPTH + 1];  /* this level is written on one line */
 	bool error;
 };
 void jw_init(struct json_writer *w);
@@ -41,6 +42,8 @@ void jw_begin_object(struct json_writer *w, const char *key);
 void jw_end_object(struct json_writer *w);
 void jw_begin_array(struct json_writer *w, const char *key);
 void jw_end_array(struct json_writer *w);
+/* An array written on one line ([1, 2, "x"]); for short lists of scalars. */
+void jw_begin_array_compact(struct json_writer *w, const char *key);
 void jw_string(struct json_writer *w, const char *key, const char *val); /* NULL -> null */
 void jw_u64(struct json_writer *w, const char *key, uint64_t val);
 void jw_i64(struct json_writer *w, const char *key, int64_t val);

@@ -128,8 +128,17 @@ int probe_disk_iscsi(struct probe_disk *d, const char *initiator_name)
 {
 	char iname[256];
 	if (!initiator_name || !*initiator_name) {
+		/* RFC 3722: an iSCSI name is lower case letters, digits, '-', '.'
+		 * and ':'; map the host name into that alphabet. */
 		char hn[128] = "host";
 		gethostname(hn, sizeof(hn) - 1);
+		hn[sizeof(hn) - 1] = '\0';
+		for (char *p = hn; *p; p++) {
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+			else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+				*p = '-';
+		}
 		snprintf(iname, sizeof(iname), "iqn.2026-11.io.ringstor:migrate-probe.%s", hn);
 		initiator_name = iname;
 	}

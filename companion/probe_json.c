@@ -62,7 +62,7 @@ static void disk_to_json(struct json_writer *w, const struct probe_disk *d)
 		jw_string(w, "sha256", d->fp.sha256);
 		jw_begin_array(w, "samples");
 		for (unsigned i = 0; i < d->fp.sp.n; i++) {
-			jw_begin_array(w, NULL);
+			jw_begin_array_compact(w, NULL);
 			jw_u64(w, NULL, d->fp.sp.off[i]);
 			jw_u64(w, NULL, d->fp.sp.len[i]);
 			jw_string(w, NULL, d->fp.sample[i]);
@@ -87,7 +87,7 @@ char *probe_to_json(const struct probe_host *h)
 	jw_string(&w, "arch", h->arch);
 	jw_begin_object(&w, "cpu");
 	jw_string(&w, "model", h->cpu_model);
-	jw_begin_array(&w, "flags");
+	jw_begin_array_compact(&w, "flags");
 	for (size_t i = 0; i < h->ncpu_flags; i++)
 		jw_string(&w, NULL, h->cpu_flags[i]);
 	jw_end_array(&w);
@@ -104,7 +104,7 @@ char *probe_to_json(const struct probe_host *h)
 	else
 		jw_null(&w, "available_kib");
 	jw_end_object(&w);
-	jw_begin_array(&w, "bridges");
+	jw_begin_array_compact(&w, "bridges");
 	for (size_t i = 0; i < h->nbridges; i++)
 		jw_string(&w, NULL, h->bridges[i]);
 	jw_end_array(&w);

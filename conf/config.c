@@ -664,12 +664,12 @@ static int load_nfs(struct cctx *c, const config_setting_t *root, struct rs_conf
 {
 	static const char *const keys[] = {
 		"enabled", "bind", "nfs_port", "mount_port", "nlm_port", "portmap", "portmap_port",
-		"exports", NULL
+		"exports", "listen", NULL
 	};
 	struct nfsgw_settings *s = &cfg->nfs;
 	const config_setting_t *l, *at;
 	config_setting_t *g;
-	char pm[16] = "auto";
+	char pm[80] = "auto";
 	unsigned char abuf[16];
 	int ret, n;
 
@@ -695,10 +695,42 @@ static int load_nfs(struct cctx *c, const config_setting_t *root, struct rs_conf
 	    get_port(c, g, "nlm_port", 0, &s->nlm_port) < 0 ||
 	    get_port(c, g, "portmap_port", 1, &s->portmap_port) < 0)
 		return -1;
+	/* listen = [ "127.0.0.1:2049", "[::1]:2049" ]: NFS and MOUNT on each;
+	 * it replaces bind/nfs_port (nfs_port becomes the first one's port). */
+	ret = get_str_list(c, g, "listen", &l);
+	if (ret < 0)
+		return -1;
+	if (ret) {
+		int nl = config_setting_length(l);
+		if (nl == 0)
+			return cerr(c, l, "'listen' is empty (give at least one \"ADDR:PORT\")");
+		for (int i = 0; i < nl; i++) {
+			const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+			struct nfsgw_endpoint ep;
+			char msg[256];
+			if (nfsgw_parse_endpoint(config_setting_get_string(e), &ep, msg, sizeof(msg)) < 0 ||
+			    nfsgw_add_listen(s, &ep, msg, sizeof(msg)) < 0)
+				return cerr(c, e, "nfs listen %s", msg);
+		}
+		if (config_setting_get_member(g, "bind") || config_setting_get_member(g, "nfs_port"))
+			return cerr(c, l, "nfs: give either 'listen' or 'bind'/'nfs_port', not both");
+	}
 	ret = get_str(c, g, "portmap", pm, sizeof(pm));
 	if (ret < 0)
 		return -1;
-	if (!strcmp(pm, "auto"))
+	if (strchr(pm, ':')) {
+		/* "ADDR:PORT": the built-in portmapper there. */
+		struct nfsgw_endpoint ep;
+		char msg[256];
+		if (nfsgw_parse_endpoint(pm, &ep, msg, sizeof(msg)) < 0)
+			return cerr(c, config_setting_get_member(g, "portmap"), "nfs portmap %s", msg);
+		if (config_setting_get_member(g, "portmap_port"))
+			return cerr(c, config_setting_get_member(g, "portmap_port"),
+				    "nfs: portmap = \"%s\" already gives the port", pm);
+		s->portmap = RS_NFS_PORTMAP_BUILTIN;
+		snprintf(s->portmap_addr, sizeof(s->portmap_addr), "%s", ep.addr);
+		s->portmap_port = ep.port;
+	} else if (!strcmp(pm, "auto"))
 		s->portmap = RS_NFS_PORTMAP_AUTO;
 	else if (!strcmp(pm, "builtin"))
 		s->portmap = RS_NFS_PORTMAP_BUILTIN;
@@ -708,14 +740,30 @@ static int load_nfs(struct cctx *c, const config_setting_t *root, struct rs_conf
 		s->portmap = RS_NFS_PORTMAP_OFF;
 	else
 		return cerr(c, config_setting_get_member(g, "portmap"),
-			    "unknown portmap '%s' (auto, builtin, rpcbind, off)", pm);
+			    "unknown portmap '%s' (auto, builtin, rpcbind, off, or \"ADDR:PORT\")", pm);
 	/* Two listeners of ours on one port would split its traffic. */
 	at = config_setting_get_member(g, "nlm_port");
 	if (s->mount_port && s->nlm_port && s->mount_port == s->nlm_port &&
 	    s->mount_port != s->nfs_port)
 		return cerr(c, at ? at : g, "nfs: mount_port and nlm_port are both %u "
 			    "(give them different ports, or nfs_port's)", s->nlm_port);
-	if (s->portmap != RS_NFS_PORTMAP_OFF &&
+	for (int i = 0; i < s->nlisten; i++) {
+		if (s->mount_port == s->listen[i].port || s->nlm_port == s->listen[i].port) {
+			/* allowed for the first (the older nfs_port rule) */
+			if (i == 0)
+				continue;
+			at = config_setting_get_member(g, "listen");
+			return cerr(c, at ? at : g, "nfs: listen port %u is also the MOUNT or NLM port",
+				    s->listen[i].port);
+		}
+		if (s->portmap != RS_NFS_PORTMAP_OFF && !s->portmap_addr[0] &&
+		    s->portmap_port == s->listen[i].port) {
+			at = config_setting_get_member(g, "listen");
+			return cerr(c, at ? at : g, "nfs: portmap_port %u is also an NFS listen port",
+				    s->portmap_port);
+		}
+	}
+	if (s->portmap != RS_NFS_PORTMAP_OFF && !s->portmap_addr[0] &&
 	    (s->portmap_port == s->nfs_port || s->portmap_port == s->mount_port ||
 	     s->portmap_port == s->nlm_port)) {
 		at = config_setting_get_member(g, "portmap_port");
@@ -800,11 +848,31 @@ void config_dump_nfs(FILE *out)
 	nfs_exports_foreach(count_export, &nexp);
 	if (!enabled && !nexp)
 		return;
-	fprintf(out, "\nnfs = {\n    enabled = %s;\n    bind = ", enabled ? "true" : "false");
-	conf_quote(out, s.bind_addr);
-	fprintf(out, ";\n    nfs_port = %u;\n    mount_port = %u;\n    nlm_port = %u;\n"
-		"    portmap = \"%s\";\n    portmap_port = %u;\n", s.nfs_port, s.mount_port,
-		s.nlm_port, s.portmap >= 0 && s.portmap <= 3 ? pm[s.portmap] : "auto", s.portmap_port);
+	fprintf(out, "\nnfs = {\n    enabled = %s;\n", enabled ? "true" : "false");
+	if (s.nlisten > 0) {
+		fputs("    listen = [ ", out);
+		for (int i = 0; i < s.nlisten && i < NFSGW_MAX_LISTEN; i++) {
+			char t[80];
+			nfsgw_endpoint_str(&s.listen[i], t, sizeof(t));
+			fprintf(out, "%s\"%s\"", i ? ", " : "", t);
+		}
+		fputs(" ];\n", out);
+	} else {
+		fputs("    bind = ", out);
+		conf_quote(out, s.bind_addr);
+		fprintf(out, ";\n    nfs_port = %u;\n", s.nfs_port);
+	}
+	fprintf(out, "    mount_port = %u;\n    nlm_port = %u;\n", s.mount_port, s.nlm_port);
+	if (s.portmap_addr[0] && s.portmap == RS_NFS_PORTMAP_BUILTIN) {
+		struct nfsgw_endpoint ep = { .port = s.portmap_port };
+		char t[80];
+		snprintf(ep.addr, sizeof(ep.addr), "%s", s.portmap_addr);
+		nfsgw_endpoint_str(&ep, t, sizeof(t));
+		fprintf(out, "    portmap = \"%s\";\n", t);
+	} else {
+		fprintf(out, "    portmap = \"%s\";\n    portmap_port = %u;\n",
+			s.portmap >= 0 && s.portmap <= 3 ? pm[s.portmap] : "auto", s.portmap_port);
+	}
 	if (nexp) {
 		fputs("    exports = (\n", out);
 		nfs_exports_foreach(dump_export, &d);

@@ -28,6 +28,7 @@
 
 #include "../conf/config.h"
 #include "../nfsgw/exports.h"
+#include "../nfsgw/nlm.h"
 #include "../target/registry.h"
 #include "control_proto.h"
 #include "log.h"
@@ -514,6 +515,32 @@ static int exec_sessions(const struct ctl_request *r, FILE *body, char *msg, siz
 	}
 }
 
+/* NLM locks (issue 4 item 2): list them, or break those of a client
+ * (--initiator-address: its caller_name or address) and/or on a file
+ * (--path: the server path), all of them with neither. */
+static int exec_lock(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	int n;
+
+	switch (r->op) {
+	case CTL_OP_SHOW:
+		if (r->path[0] || r->initiator_address[0])
+			return fail(msg, msglen, EINVAL, "lock show lists every lock "
+				    "(--path/--initiator-address are for delete)");
+		nlm_show_locks(body, r->json);
+		return 0;
+	case CTL_OP_DELETE:
+		n = nlm_break_locks(r->initiator_address[0] ? r->initiator_address : NULL,
+				    r->path[0] ? r->path : NULL, msg, msglen);
+		if (n < 0)
+			return ENOENT;
+		snprintf(msg, msglen, "%d lock(s) broken", n);
+		return 0;
+	default:
+		return fail(msg, msglen, EINVAL, "mode lock supports --op show and --op delete");
+	}
+}
+
 int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
 {
 	int ret;
@@ -550,9 +577,8 @@ int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t m
 		ret = exec_export(r, body, msg, msglen);
 		break;
 	case CTL_MODE_LOCK:
-		/* NLM v4 lock listing and breaking (issue 4 item 2) */
-		return fail(msg, msglen, ENOSYS, "--mode lock (NFS lock show/delete) is not "
-			    "implemented yet");
+		ret = exec_lock(r, body, msg, msglen);
+		break;
 	default:
 		return fail(msg, msglen, EINVAL, "unknown mode");
 	}

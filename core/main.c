@@ -21,6 +21,7 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/state.h"
 #include "core/version.h"
 #include "core/workpool.h"
 #include "nfsgw/exports.h"
@@ -58,12 +59,19 @@ static void usage(FILE *out)
 		"                             (default: daemon.state_dir or " DEFAULT_STATE_DIR ")\n"
 		"  NFSv3 gateway (any of these enables it; so does nfs.enabled in the config):\n"
 		"      --nfs-export 'PATH CLIENT(opts)...'  export in exports(5) syntax (repeatable)\n"
-		"      --nfs-bind ADDR        address for NFS/MOUNT/NLM/portmapper (default 0.0.0.0)\n"
-		"      --nfs-port N           NFS port (default 2049)\n"
-		"      --mount-port N         MOUNT port (default 20048)\n"
-		"      --nlm-port N           NLM port (default 32803)\n"
-		"      --portmap-port N       portmapper port (default 111)\n"
-		"      --portmap MODE         auto|builtin|rpcbind|off (default auto)\n"
+		"      --nfs-listen ADDR:PORT NFS and MOUNT (and NLM) here; repeatable, IPv6 as\n"
+		"                             [::1]:2049 (default 0.0.0.0:2049; overrides nfs.listen)\n"
+		"      --mount-port N         an extra MOUNT listener (TCP+UDP) on the listen\n"
+		"                             addresses (default 20048; 0 = none)\n"
+		"      --nlm-port N           an extra NLM listener likewise (default 32803)\n"
+		"      --portmap ADDR:PORT    the built-in portmapper there (100000 v2-v4, TCP+UDP)\n"
+		"      --portmap MODE         auto (rpcbind if one answers on 127.0.0.1:111, else\n"
+		"                             built in on the listen addresses), builtin, rpcbind,\n"
+		"                             off (default auto)\n"
+		"      --no-portmap           no portmapper (libnfs ?nfsport=&mountport= URLs work)\n"
+		"      --nfs-bind ADDR        older spelling: one listen address (with --nfs-port)\n"
+		"      --nfs-port N           older spelling: the NFS port on --nfs-bind\n"
+		"      --portmap-port N       portmapper port for auto/builtin/rpcbind (default 111)\n"
 		"  -t, --threads N            reactor threads (default: online CPUs)\n"
 		"  -l, --log-level LEVEL      error|warning|notice|info|debug\n"
 		"      --check-config         validate the configuration and exit\n"
@@ -156,7 +164,8 @@ static void sleep_ms(long ms)
 int main(int argc, char **argv)
 {
 	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR, OPT_NFS_EXPORT, OPT_NFS_BIND,
-	       OPT_NFS_PORT, OPT_MOUNT_PORT, OPT_NLM_PORT, OPT_PORTMAP_PORT, OPT_PORTMAP };
+	       OPT_NFS_PORT, OPT_MOUNT_PORT, OPT_NLM_PORT, OPT_PORTMAP_PORT, OPT_PORTMAP,
+	       OPT_NFS_LISTEN, OPT_NO_PORTMAP };
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
@@ -173,6 +182,8 @@ int main(int argc, char **argv)
 		{ "nlm-port", required_argument, NULL, OPT_NLM_PORT },
 		{ "portmap-port", required_argument, NULL, OPT_PORTMAP_PORT },
 		{ "portmap", required_argument, NULL, OPT_PORTMAP },
+		{ "nfs-listen", required_argument, NULL, OPT_NFS_LISTEN },
+		{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -249,7 +260,9 @@ int main(int argc, char **argv)
 		case OPT_PORTMAP_PORT: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 65535) {
+			/* 0 = no listener of its own for MOUNT / NLM. */
+			long min = c == OPT_MOUNT_PORT || c == OPT_NLM_PORT ? 0 : 1;
+			if (!*optarg || *end || v < min || v > 65535) {
 				fprintf(stderr, "ringstord: port: expected 1..65535, got '%s'\n", optarg);
 				return 2;
 			}
@@ -260,14 +273,46 @@ int main(int argc, char **argv)
 			nfs_flag = true;
 			break;
 		}
+		case OPT_NFS_LISTEN: {
+			struct nfsgw_endpoint ep;
+			if (nfsgw_parse_endpoint(optarg, &ep, err, sizeof(err)) < 0 ||
+			    nfsgw_add_listen(&nfs_cli, &ep, err, sizeof(err)) < 0) {
+				fprintf(stderr, "ringstord: --nfs-listen: %s\n", err);
+				return 2;
+			}
+			nfs_cli_set |= 64;
+			nfs_flag = true;
+			break;
+		}
+		case OPT_NO_PORTMAP:
+			nfs_cli.portmap = RS_NFS_PORTMAP_OFF;
+			nfs_cli_set |= 32;
+			nfs_flag = true;
+			break;
 		case OPT_PORTMAP: {
 			static const char *modes[] = { "off", "auto", "rpcbind", "builtin" };
 			int m = -1;
+			/* ADDR:PORT (a colon) = the built-in portmapper there;
+			 * otherwise one of the mode words. */
+			if (strchr(optarg, ':')) {
+				struct nfsgw_endpoint ep;
+				if (nfsgw_parse_endpoint(optarg, &ep, err, sizeof(err)) < 0) {
+					fprintf(stderr, "ringstord: --portmap: %s\n", err);
+					return 2;
+				}
+				nfs_cli.portmap = RS_NFS_PORTMAP_BUILTIN;
+				snprintf(nfs_cli.portmap_addr, sizeof(nfs_cli.portmap_addr), "%s", ep.addr);
+				nfs_cli.portmap_port = ep.port;
+				nfs_cli_set |= 32 | 16 | 128;
+				nfs_flag = true;
+				break;
+			}
 			for (int i = 0; i < 4; i++)
 				if (!strcmp(optarg, modes[i]))
 					m = i;
 			if (m < 0) {
-				fprintf(stderr, "ringstord: --portmap: expected auto|builtin|rpcbind|off\n");
+				fprintf(stderr, "ringstord: --portmap: expected ADDR:PORT or "
+					"auto|builtin|rpcbind|off\n");
 				return 2;
 			}
 			nfs_cli.portmap = m;
@@ -326,10 +371,33 @@ int main(int argc, char **argv)
 	if (!state_dir)
 		state_dir = cfg.state_dir[0] ? cfg.state_dir : DEFAULT_STATE_DIR;
 	scsi_pr_set_state_dir(state_dir);
+	{
+		char id[40];
+		int ret = rs_appliance_id(state_dir, id, sizeof(id));
+		if (ret < 0) {
+			log_err("state directory %s: cannot read or create the appliance id: %s",
+				state_dir, strerror(-ret));
+			return 1;
+		}
+		reg_set_appliance_id(id);
+	}
 
-	/* NFS: command-line flags override the config's nfs section. */
+	/* NFS: command-line flags override the config's nfs section.
+	 * --nfs-listen replaces nfs.listen; the older --nfs-bind/--nfs-port
+	 * alone replace it with their single endpoint. */
 	if (nfs_cli_set & 1) strcpy(cfg.nfs.bind_addr, nfs_cli.bind_addr);
 	if (nfs_cli_set & 2) cfg.nfs.nfs_port = nfs_cli.nfs_port;
+	if (nfs_cli_set & 64) {
+		memcpy(cfg.nfs.listen, nfs_cli.listen, sizeof(cfg.nfs.listen));
+		cfg.nfs.nlisten = nfs_cli.nlisten;
+		cfg.nfs.nfs_port = nfs_cli.nfs_port;
+	} else if (nfs_cli_set & 3) {
+		cfg.nfs.nlisten = 0;
+	}
+	if (nfs_cli_set & 128)
+		strcpy(cfg.nfs.portmap_addr, nfs_cli.portmap_addr);
+	else if (nfs_cli_set & 32)
+		cfg.nfs.portmap_addr[0] = '\0';
 	if (nfs_cli_set & 4) cfg.nfs.mount_port = nfs_cli.mount_port;
 	if (nfs_cli_set & 8) cfg.nfs.nlm_port = nfs_cli.nlm_port;
 	if (nfs_cli_set & 16) cfg.nfs.portmap_port = nfs_cli.portmap_port;
@@ -424,6 +492,17 @@ int main(int argc, char **argv)
 	}
 	for (int p = 0; p < cfg.nportals; p++)
 		log_notice("iSCSI portal %s", cfg.portals[p].text);
+	if (nfs_on) {
+		struct nfsgw_endpoint one = { .port = cfg.nfs.nfs_port };
+		int n = cfg.nfs.nlisten ? cfg.nfs.nlisten : 1;
+		snprintf(one.addr, sizeof(one.addr), "%s", cfg.nfs.bind_addr);
+		for (int i = 0; i < n; i++) {
+			char t[80];
+			nfsgw_endpoint_str(cfg.nfs.nlisten ? &cfg.nfs.listen[i] : &one, t, sizeof(t));
+			log_notice("NFS %s (MOUNT port %u, portmapper %s)", t, cfg.nfs.mount_port,
+				   !cfg.nfs.portmap ? "off" : nfsgw_builtin_portmap() ? "built in" : "rpcbind");
+		}
+	}
 	log_notice("ringstord %s ready: %d reactor%s, control socket %s", RINGSTOR_VERSION,
 		   threads, threads > 1 ? "s" : "", control_path);
 

@@ -4,7 +4,10 @@
  * Every registered program answers on every one of our sockets (the RPC
  * transport routes by program number), so NFS, MOUNT and NLM all work on
  * port 2049 as the issue asks, and MOUNT also on its own port, TCP and UDP,
- * for clients that look it up through the portmapper.
+ * for clients that look it up through the portmapper.  With several listen
+ * endpoints (--nfs-listen, nfs.listen: IPv4 and IPv6) each gets that set:
+ * NFS on its own port, MOUNT/NLM on their ports on each listen address, and
+ * the built-in portmapper on each listen address (or on portmap_addr).
  *
  * Portmapper policy (nfsgw_settings.portmap): 1 = if an rpcbind already
  * answers on the portmap port, register our programs with it (PMAPPROC_SET,
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,14 +33,10 @@
 #include "fh.h"
 #include "mount.h"
 #include "nfs3.h"
+#include "nlm.h"
+#include "nsm.h"
 #include "portmap.h"
 #include "rpc.h"
-
-/* NLM is not written yet: a weak reference keeps the front end linking
- * without it.  Note that a weak reference does not pull an object out of a
- * static archive, so once nlm.c exists it must be referenced strongly (as
- * nfs3_program is, through nfs3.h). */
-extern const struct rpc_program nlm4_program __attribute__((weak));
 
 struct ext_reg {
 	uint32_t prog, vers, proto;
@@ -73,9 +73,12 @@ int nfsgw_add_export_line(const char *line, char *err, size_t errlen)
 	return ret;
 }
 
+/* NLM (nlm.h) and its status monitor (nsm.h) are always built in; the
+ * NLM port may be switched off with nlm_port = 0 (they still answer on the
+ * NFS port then, as every program does). */
 static bool nlm_present(void)
 {
-	return &nlm4_program != NULL;
+	return true;
 }
 
 /* Every (prog, vers, transport, port) we offer, for the portmapper. */
@@ -92,24 +95,153 @@ static void for_each_service(void (*fn)(uint32_t prog, uint32_t vers, bool udp, 
 		if (mudp)
 			fn(mount_program.prog, v, true, mport, arg);
 	}
-	if (nlm_present() && g_s.nlm_port)
+	if (nlm_present() && g_s.nlm_port) {
 		for (uint32_t v = nlm4_program.vers_lo; v <= nlm4_program.vers_hi; v++) {
+			if (v == 2)
+				continue;       /* NLM has versions 1, 3 and 4 */
 			fn(nlm4_program.prog, v, false, g_s.nlm_port, arg);
 			fn(nlm4_program.prog, v, true, g_s.nlm_port, arg);
 		}
+		/* the status monitor, for clients' SM_NOTIFY after a reboot */
+		fn(nsm_program.prog, NSM_VERS, false, g_s.nlm_port, arg);
+		fn(nsm_program.prog, NSM_VERS, true, g_s.nlm_port, arg);
+	}
 }
 
-static bool bind_is_v6(void)
+/* The endpoints NFS and MOUNT answer on: the listen list, or the single
+ * bind_addr:nfs_port of the older settings. */
+static int endpoints(const struct nfsgw_settings *s, struct nfsgw_endpoint *out)
 {
-	return strchr(g_s.bind_addr, ':') != NULL;
+	if (s->nlisten > 0) {
+		int n = s->nlisten < NFSGW_MAX_LISTEN ? s->nlisten : NFSGW_MAX_LISTEN;
+		memcpy(out, s->listen, sizeof(out[0]) * (size_t)n);
+		return n;
+	}
+	snprintf(out[0].addr, sizeof(out[0].addr), "%s", s->bind_addr[0] ? s->bind_addr : "0.0.0.0");
+	out[0].port = s->nfs_port;
+	return 1;
+}
+
+static bool addr_is_v6(const char *a)
+{
+	return strchr(a, ':') != NULL;
+}
+
+/* Which address families we serve: an IPv6 "::" socket also takes IPv4
+ * (mapped addresses) unless an IPv4 endpoint is listed too (see
+ * open_socket()). */
+static void families(const struct nfsgw_settings *s, bool *v4, bool *v6)
+{
+	struct nfsgw_endpoint ep[NFSGW_MAX_LISTEN];
+	int n = endpoints(s, ep);
+
+	*v4 = *v6 = false;
+	for (int i = 0; i < n; i++) {
+		if (addr_is_v6(ep[i].addr))
+			*v6 = true;
+		else
+			*v4 = true;
+	}
+	if (*v6 && !*v4)
+		*v4 = true;
 }
 
 static void add_builtin(uint32_t prog, uint32_t vers, bool udp, uint16_t port, void *arg)
 {
+	bool v4, v6;
+
 	(void)arg;
-	portmap_set(prog, vers, udp ? "udp" : "tcp", port, NULL, "ringstord");
-	if (bind_is_v6())
+	families(&g_s, &v4, &v6);
+	if (v4)
+		portmap_set(prog, vers, udp ? "udp" : "tcp", port, NULL, "ringstord");
+	if (v6)
 		portmap_set(prog, vers, udp ? "udp6" : "tcp6", port, NULL, "ringstord");
+}
+
+int nfsgw_parse_endpoint(const char *str, struct nfsgw_endpoint *ep, char *err, size_t errlen)
+{
+	unsigned char buf[16];
+	const char *colon, *a = str;
+	size_t alen;
+	char *end;
+	long port;
+
+	memset(ep, 0, sizeof(*ep));
+	if (!str || !*str) {
+		snprintf(err, errlen, "empty address");
+		return -1;
+	}
+	if (str[0] == '[') {
+		const char *rb = strchr(str, ']');
+		if (!rb || rb[1] != ':') {
+			snprintf(err, errlen, "'%s': expected [IPV6]:PORT", str);
+			return -1;
+		}
+		a = str + 1;
+		alen = (size_t)(rb - a);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(str, ':');
+		if (!colon || memchr(str, ':', (size_t)(colon - str))) {
+			snprintf(err, errlen, "'%s': expected ADDR:PORT (IPv6 as [ADDR]:PORT)", str);
+			return -1;
+		}
+		alen = (size_t)(colon - str);
+	}
+	if (alen == 0 || alen >= sizeof(ep->addr)) {
+		snprintf(err, errlen, "'%s': bad address", str);
+		return -1;
+	}
+	memcpy(ep->addr, a, alen);
+	ep->addr[alen] = '\0';
+	if (inet_pton(str[0] == '[' ? AF_INET6 : AF_INET, ep->addr, buf) != 1) {
+		snprintf(err, errlen, "'%s': '%s' is not a numeric %s address", str, ep->addr,
+			 str[0] == '[' ? "IPv6" : "IPv4");
+		return -1;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port < 1 || port > 65535) {
+		snprintf(err, errlen, "'%s': port must be 1..65535", str);
+		return -1;
+	}
+	ep->port = (uint16_t)port;
+	return 0;
+}
+
+void nfsgw_endpoint_str(const struct nfsgw_endpoint *ep, char *buf, size_t len)
+{
+	snprintf(buf, len, addr_is_v6(ep->addr) ? "[%s]:%u" : "%s:%u", ep->addr, ep->port);
+}
+
+static bool same_addr(const char *a, const char *b)
+{
+	unsigned char x[16], y[16];
+	int fa = addr_is_v6(a) ? AF_INET6 : AF_INET, fb = addr_is_v6(b) ? AF_INET6 : AF_INET;
+
+	if (fa != fb || inet_pton(fa, a, x) != 1 || inet_pton(fb, b, y) != 1)
+		return strcmp(a, b) == 0;
+	return memcmp(x, y, fa == AF_INET6 ? 16 : 4) == 0;
+}
+
+int nfsgw_add_listen(struct nfsgw_settings *s, const struct nfsgw_endpoint *ep, char *err,
+		     size_t errlen)
+{
+	char t[80];
+
+	nfsgw_endpoint_str(ep, t, sizeof(t));
+	if (s->nlisten >= NFSGW_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: at most %d NFS listen addresses", t, NFSGW_MAX_LISTEN);
+		return -1;
+	}
+	for (int i = 0; i < s->nlisten; i++)
+		if (s->listen[i].port == ep->port && same_addr(s->listen[i].addr, ep->addr)) {
+			snprintf(err, errlen, "%s is listed twice", t);
+			return -1;
+		}
+	s->listen[s->nlisten++] = *ep;
+	s->nfs_port = s->listen[0].port;
+	return 0;
 }
 
 static void add_external(uint32_t prog, uint32_t vers, bool udp, uint16_t port, void *arg)
@@ -147,8 +279,15 @@ int nfsgw_init(const struct nfsgw_settings *s)
 		return ret;
 	if ((ret = rpc_register(&nfs3_program)) < 0)
 		return ret;
-	if (nlm_present() && (ret = rpc_register(&nlm4_program)) < 0)
-		return ret;
+	if (nlm_present()) {
+		if ((ret = rpc_register(&nlm4_program)) < 0 || (ret = rpc_register(&nsm_program)) < 0)
+			return ret;
+		/* NSM state, grace period, callback thread (nlm.h) */
+		if ((ret = nlm_init(s->state_dir, s->portmap_port)) < 0) {
+			log_err("nfsgw: NLM: %s", strerror(-ret));
+			return ret;
+		}
+	}
 
 	/* 3 ("builtin"): always serve our own; 1 ("auto"): ours unless an
 	 * rpcbind answers; 2 ("rpcbind"): always register with rpcbind. */
@@ -176,25 +315,25 @@ int nfsgw_builtin_portmap(void)
 	return g_builtin_pmap ? 1 : 0;
 }
 
-static int open_socket(const struct nfsgw_settings *s, int type, uint16_t port)
+static int open_socket(const char *addr, bool v6only, int type, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int one = 1, zero = 0, fd, err;
+	int one = 1, fd, err;
 
 	memset(&ss, 0, sizeof(ss));
-	if (strchr(s->bind_addr, ':')) {
+	if (addr_is_v6(addr)) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, s->bind_addr, &s6->sin6_addr) != 1)
+		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
 			return -EINVAL;
 		sl = sizeof(*s6);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
-		if (inet_pton(AF_INET, s->bind_addr[0] ? s->bind_addr : "0.0.0.0", &s4->sin_addr) != 1)
+		if (inet_pton(AF_INET, addr[0] ? addr : "0.0.0.0", &s4->sin_addr) != 1)
 			return -EINVAL;
 		sl = sizeof(*s4);
 	}
@@ -206,9 +345,13 @@ static int open_socket(const struct nfsgw_settings *s, int type, uint16_t port)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
-	/* "::" serves IPv4 too (mapped addresses), like rpcbind and nfsd. */
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	/* A lone "::" serves IPv4 too (mapped addresses), like rpcbind and
+	 * nfsd; next to an IPv4 endpoint it must not, or the two would share
+	 * the IPv4 traffic of a port. */
+	if (ss.ss_family == AF_INET6) {
+		int v = v6only ? 1 : 0;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v));
+	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
 		goto fail;
 	if (type == SOCK_STREAM && listen(fd, 1024) < 0)
@@ -220,35 +363,77 @@ fail:
 	return err;
 }
 
+struct want_sock {
+	const char *addr;
+	int type;
+	uint16_t port;
+	const char *what;
+};
+
+/* (addr, type, port) once only: two listeners would split the traffic. */
+static void want_add(struct want_sock *w, int *nw, int max, const char *addr, int type,
+		     uint16_t port, const char *what)
+{
+	for (int i = 0; i < *nw; i++)
+		if (w[i].type == type && w[i].port == port && same_addr(w[i].addr, addr))
+			return;
+	if (*nw < max)
+		w[(*nw)++] = (struct want_sock){ addr, type, port, what };
+}
+
 int nfsgw_open_sockets(const struct nfsgw_settings *s, int *fds, int max)
 {
-	struct { int type; uint16_t port; const char *what; } want[8];
-	int nw = 0, n = 0;
+	struct nfsgw_endpoint ep[NFSGW_MAX_LISTEN];
+	struct want_sock want[NFSGW_MAX_FDS];
+	int nep = endpoints(s, ep), nw = 0, n = 0;
+	bool v4 = false;
 
-	want[nw++] = (typeof(want[0])){ SOCK_STREAM, s->nfs_port, "NFS" };
-	if (s->mount_port && s->mount_port != s->nfs_port) {
-		want[nw++] = (typeof(want[0])){ SOCK_STREAM, s->mount_port, "MOUNT" };
-		want[nw++] = (typeof(want[0])){ SOCK_DGRAM, s->mount_port, "MOUNT" };
-	}
-	if (nlm_present() && s->nlm_port && s->nlm_port != s->nfs_port) {
-		want[nw++] = (typeof(want[0])){ SOCK_STREAM, s->nlm_port, "NLM" };
-		want[nw++] = (typeof(want[0])){ SOCK_DGRAM, s->nlm_port, "NLM" };
+	for (int i = 0; i < nep; i++)
+		if (!addr_is_v6(ep[i].addr))
+			v4 = true;
+	/* NFS (and every other program: the transport routes by program
+	 * number) on each endpoint, TCP (RFC 1813 leaves UDP optional). */
+	for (int i = 0; i < nep; i++)
+		want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_STREAM, ep[i].port, "NFS");
+	/* The MOUNT and NLM ports: on every listen address, TCP and UDP. */
+	for (int i = 0; i < nep; i++) {
+		if (s->mount_port && s->mount_port != ep[i].port) {
+			want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_STREAM, s->mount_port, "MOUNT");
+			want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_DGRAM, s->mount_port, "MOUNT");
+		}
+		if (nlm_present() && s->nlm_port && s->nlm_port != ep[i].port) {
+			want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_STREAM, s->nlm_port, "NLM");
+			want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_DGRAM, s->nlm_port, "NLM");
+		}
 	}
 	if (g_builtin_pmap) {
-		want[nw++] = (typeof(want[0])){ SOCK_STREAM, s->portmap_port, "portmapper" };
-		want[nw++] = (typeof(want[0])){ SOCK_DGRAM, s->portmap_port, "portmapper" };
+		if (s->portmap_addr[0]) {
+			want_add(want, &nw, NFSGW_MAX_FDS, s->portmap_addr, SOCK_STREAM, s->portmap_port,
+				 "portmapper");
+			want_add(want, &nw, NFSGW_MAX_FDS, s->portmap_addr, SOCK_DGRAM, s->portmap_port,
+				 "portmapper");
+		} else {
+			for (int i = 0; i < nep; i++) {
+				want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_STREAM, s->portmap_port,
+					 "portmapper");
+				want_add(want, &nw, NFSGW_MAX_FDS, ep[i].addr, SOCK_DGRAM, s->portmap_port,
+					 "portmapper");
+			}
+		}
 	}
 	for (int i = 0; i < nw; i++) {
 		int fd;
 
-		if (n == max) {
+		if (n == max)
 			fd = -ENOSPC;
-		} else {
-			fd = open_socket(s, want[i].type, want[i].port);
-		}
+		else
+			/* An own portmapper address is the only socket of its
+			 * port: "::" there may take IPv4 too. */
+			fd = open_socket(want[i].addr, v4 && want[i].addr != s->portmap_addr,
+					 want[i].type, want[i].port);
 		if (fd < 0) {
 			log_err("nfsgw: cannot open %s %s socket on %s port %u: %s", want[i].what,
-				want[i].type == SOCK_STREAM ? "TCP" : "UDP", s->bind_addr, want[i].port,
+				want[i].type == SOCK_STREAM ? "TCP" : "UDP", want[i].addr, want[i].port,
 				strerror(-fd));
 			while (n > 0)
 				close(fds[--n]);
@@ -305,6 +490,7 @@ void nfsgw_shutdown(void)
 					g_ext[i].proto, g_ext[i].port);
 	}
 	g_next = 0;
+	nlm_shutdown();
 	portmap_clear();
 	mount_list_clear();
 	drc_clear();

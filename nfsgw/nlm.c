@@ -84,7 +84,7 @@ struct blk {                    /* a queued blocking request */
 	struct owner o;
 	bool excl;
 	uint64_t start, end;
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer, local;
 	uint32_t vers;
 	bool udp;
 	uint32_t cookielen;
@@ -115,8 +115,8 @@ static void (*g_grant_hook)(const struct nlm_grant *g);
 
 /* Granted blocked requests collected under the mutex, announced after. */
 struct grant_list {
-	struct nlm_grant *g[64];
-	int n;
+	struct nlm_grant **g;
+	int n, cap;
 };
 
 static uint32_t fh_hash(const uint8_t *fh, uint32_t len)
@@ -156,8 +156,8 @@ static bool overlap(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 }
 
 /* One allocation: the entry, then caller name and oh. */
-static void *entry_new(size_t size, const char *caller, const uint8_t *oh, uint32_t ohlen,
-		       int32_t svid, struct owner *o_at_offset)
+static void *entry_new(size_t size, size_t owner_off, const char *caller, const uint8_t *oh,
+		       uint32_t ohlen, int32_t svid)
 {
 	size_t cl = strlen(caller) + 1;
 	uint8_t *p = calloc(1, size + cl + ohlen);
@@ -165,7 +165,7 @@ static void *entry_new(size_t size, const char *caller, const uint8_t *oh, uint3
 
 	if (!p)
 		return NULL;
-	o = (struct owner *)((uint8_t *)p + ((uint8_t *)o_at_offset - (uint8_t *)NULL));
+	o = (struct owner *)(p + owner_off);
 	o->caller = (char *)p + size;
 	memcpy(o->caller, caller, cl);
 	o->oh = p + size + cl;
@@ -177,8 +177,7 @@ static void *entry_new(size_t size, const char *caller, const uint8_t *oh, uint3
 }
 
 #define ENTRY_NEW(type, caller, oh, ohlen, svid) \
-	((struct type *)entry_new(sizeof(struct type), caller, oh, ohlen, svid, \
-				  &((struct type *)NULL)->o))
+	((struct type *)entry_new(sizeof(struct type), offsetof(struct type, o), caller, oh, ohlen, svid))
 
 static struct lk *lk_new(const struct nlm_req *r)
 {
@@ -285,11 +284,11 @@ static void remove_range(struct nfile *f, const struct nlm_req *r, uint64_t star
 			g_nlocks--;
 			continue;
 		}
-		if (l->start < start && l->end > end) {
+		if (l->start < start && l->end > end && *spare) {
 			struct lk *tail = *spare;
 
+			/* the caller allocated it beforehand (no failure half-way) */
 			*spare = NULL;
-			/* the caller checked that a spare exists */
 			tail->excl = l->excl;
 			tail->start = end + 1;
 			tail->end = l->end;
@@ -374,6 +373,7 @@ static struct nlm_grant *grant_new(const struct blk *b, const struct nfile *f)
 	if (!g)
 		return NULL;
 	g->peer = b->peer;
+	g->local = b->local;
 	g->vers = b->vers;
 	g->udp = b->udp;
 	g->cookielen = b->cookielen;
@@ -420,9 +420,19 @@ static void scan_blocked(struct nfile *f, struct grant_list *gl)
 		struct nlm_req r;
 
 		req_from_owner(&r, f, &b->o, b->excl, b->start, b->end, &b->peer);
-		if (find_conflict(f, &r) || gl->n == (int)(sizeof(gl->g) / sizeof(gl->g[0]))) {
+		if (find_conflict(f, &r)) {
 			pp = &b->next;
 			continue;
+		}
+		if (gl->n == gl->cap) {
+			int ncap = gl->cap ? gl->cap * 2 : 8;
+			struct nlm_grant **ng = realloc(gl->g, sizeof(*ng) * (size_t)ncap);
+			if (!ng) {
+				pp = &b->next;
+				continue;
+			}
+			gl->g = ng;
+			gl->cap = ncap;
 		}
 		gl->g[gl->n] = grant_new(b, f);
 		if (!gl->g[gl->n] || apply_lock(f, &r) != NLM4_GRANTED) {
@@ -454,7 +464,9 @@ static void announce(struct grant_list *gl)
 		hook(gl->g[i]);
 		free(gl->g[i]);
 	}
-	gl->n = 0;
+	free(gl->g);
+	gl->g = NULL;
+	gl->n = gl->cap = 0;
 }
 
 void nlm_set_grant_hook(void (*hook)(const struct nlm_grant *g))
@@ -489,7 +501,7 @@ uint32_t nlm_tab_test(const struct nlm_req *r, struct nlm_holder *holder)
 
 uint32_t nlm_tab_lock(const struct nlm_req *r, const struct nlm_block_info *blk)
 {
-	struct grant_list gl = { .n = 0 };
+	struct grant_list gl = { 0 };
 	struct nfile *f;
 	uint32_t st;
 
@@ -501,6 +513,19 @@ uint32_t nlm_tab_lock(const struct nlm_req *r, const struct nlm_block_info *blk)
 	}
 	if (!find_conflict(f, r)) {
 		st = apply_lock(f, r);
+		/* granted now: forget the same request if it was queued before */
+		for (struct blk **pp = &f->blocked; st == NLM4_GRANTED && *pp;) {
+			struct blk *b = *pp;
+			if (owner_eq(&b->o, r) && b->start == r->start && b->end == r->end &&
+			    b->excl == r->exclusive) {
+				*pp = b->next;
+				free(b->cookie);
+				free(b);
+				g_nblocked--;
+			} else {
+				pp = &b->next;
+			}
+		}
 		/* A downgrade (exclusive -> shared) may unblock readers. */
 		if (st == NLM4_GRANTED && f->blocked)
 			scan_blocked(f, &gl);
@@ -528,6 +553,7 @@ uint32_t nlm_tab_lock(const struct nlm_req *r, const struct nlm_block_info *blk)
 					memcpy(c, blk->cookie, blk->cookielen);
 			}
 			copy_peer(&b->peer, r->peer);
+			copy_peer(&b->local, blk->local);
 			b->vers = blk->vers;
 			b->udp = blk->udp;
 			pthread_mutex_unlock(&g_mu);
@@ -547,6 +573,7 @@ uint32_t nlm_tab_lock(const struct nlm_req *r, const struct nlm_block_info *blk)
 			b->start = r->start;
 			b->end = r->end;
 			copy_peer(&b->peer, r->peer);
+			copy_peer(&b->local, blk->local);
 			b->vers = blk->vers;
 			b->udp = blk->udp;
 			b->cookielen = blk->cookielen;
@@ -592,7 +619,7 @@ uint32_t nlm_tab_cancel(const struct nlm_req *r)
 
 uint32_t nlm_tab_unlock(const struct nlm_req *r)
 {
-	struct grant_list gl = { .n = 0 };
+	struct grant_list gl = { 0 };
 	struct nfile *f;
 	struct lk *spare = NULL;
 	uint32_t st = NLM4_GRANTED;
@@ -697,7 +724,7 @@ struct sel {
 	const char *name;               /* caller_name (case-insensitive) */
 	const struct sockaddr *addr;    /* or the address entries came from */
 	const char *name_or_addr;       /* CLI: either */
-	const uint8_t *const *fhs;      /* CLI --path: these files only */
+	const uint8_t **fhs;            /* CLI --path: these files only */
 	const uint32_t *fhlens;
 	int nfh;
 };
@@ -730,7 +757,7 @@ static bool sel_entry(const struct sel *s, const struct owner *o, const struct s
 
 static int free_selected(const struct sel *s)
 {
-	struct grant_list gl = { .n = 0 };
+	struct grant_list gl = { 0 };
 	int n = 0;
 
 	pthread_mutex_lock(&g_mu);
@@ -777,7 +804,7 @@ static int free_selected(const struct sel *s)
 					pp = &sh->next;
 				}
 			}
-			if (changed && gl.n < (int)(sizeof(gl.g) / sizeof(gl.g[0])))
+			if (changed)
 				scan_blocked(f, &gl);     /* may free f */
 			else
 				file_maybe_free(f);
@@ -1047,6 +1074,7 @@ static pthread_cond_t g_cb_cv;
 static struct cb_job *g_cb_q;
 static pthread_t g_cb_thr;
 static bool g_cb_running, g_cb_stop;
+static atomic_bool g_cb_abort;          /* shutdown: cut network waits short */
 
 static void *cb_thread(void *arg)
 {
@@ -1132,9 +1160,11 @@ static void cb_stop(void)
 		return;
 	}
 	g_cb_stop = true;
+	atomic_store(&g_cb_abort, true);
 	pthread_cond_signal(&g_cb_cv);
 	pthread_mutex_unlock(&g_cb_mu);
 	pthread_join(g_cb_thr, NULL);
+	atomic_store(&g_cb_abort, false);
 	pthread_mutex_lock(&g_cb_mu);
 	g_cb_running = false;
 	while (g_cb_q) {
@@ -1184,22 +1214,38 @@ uint16_t nlm_client_pmap_port(const struct sockaddr *addr)
 }
 
 /* Bind a reserved source port when we may (clients' lock managers and
- * statds may insist on one, as they do for requests from a kernel). */
-static void bind_reserved(int fd, int family)
+ * statds may insist on one, as they do for requests from a kernel), on
+ * local's address when given and of the right family. */
+static void bind_reserved(int fd, int family, const struct sockaddr *local)
 {
 	struct sockaddr_storage ss;
-	int base = 600 + (int)((unsigned)rand() % 400);
+	socklen_t sl = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int base = (int)((unsigned)rand() % 424);
+	bool use_local = local && local->sa_family == family;
 
 	for (int i = 0; i < 64; i++) {
-		uint16_t port = (uint16_t)(600 + (base - 600 + i) % 424);
 		memset(&ss, 0, sizeof(ss));
+		if (use_local)
+			memcpy(&ss, local, sl);
 		ss.ss_family = (sa_family_t)family;
-		sa_set_port(&ss, port);
-		if (bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ? sizeof(struct sockaddr_in6)
-									 : sizeof(struct sockaddr_in)) == 0)
+		sa_set_port(&ss, (uint16_t)(600 + (base + i) % 424));
+		if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
 			return;
-		if (errno != EADDRINUSE)
-			return;         /* not root: the kernel picks an ephemeral port */
+		if (errno == EADDRINUSE)
+			continue;
+		if (errno == EACCES) {
+			/* not root: an ephemeral port on the same address */
+			sa_set_port(&ss, 0);
+			if (use_local)
+				bind(fd, (struct sockaddr *)&ss, sl);
+			return;
+		}
+		if (use_local) {
+			/* the address went away: any will do */
+			use_local = false;
+			continue;
+		}
+		return;
 	}
 }
 
@@ -1212,12 +1258,13 @@ static int wait_fd(int fd, short ev, uint64_t deadline)
 
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		r = poll(&pfd, 1, (int)(deadline - now));
+		if (atomic_load(&g_cb_abort))
+			return -ECANCELED;
+		/* in slices, so that a shutdown does not wait for a dead peer */
+		r = poll(&pfd, 1, deadline - now > 200 ? 200 : (int)(deadline - now));
 		if (r > 0)
 			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
+		if (r < 0 && errno != EINTR)
 			return -errno;
 	}
 }
@@ -1285,8 +1332,9 @@ static int parse_reply(const uint8_t *rep, size_t len, uint32_t xid, uint8_t *re
 	return 0;
 }
 
-int nlm_rpc_call(const struct sockaddr *addr, bool udp, uint32_t prog, uint32_t vers, uint32_t proc,
-		 const uint8_t *args, size_t alen, uint8_t *res, size_t *reslen, int timeout_ms)
+int nlm_rpc_call(const struct sockaddr *addr, const struct sockaddr *local, bool udp, uint32_t prog,
+		 uint32_t vers, uint32_t proc, const uint8_t *args, size_t alen, uint8_t *res, size_t *reslen,
+		 int timeout_ms)
 {
 	static _Atomic uint32_t xid_seq;
 	uint64_t deadline = rs_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 3000);
@@ -1332,7 +1380,7 @@ int nlm_rpc_call(const struct sockaddr *addr, bool udp, uint32_t prog, uint32_t 
 		free(msg);
 		return -errno;
 	}
-	bind_reserved(fd, addr->sa_family);
+	bind_reserved(fd, addr->sa_family, local);
 	if (connect(fd, addr, sa_len(addr)) < 0 && errno != EINPROGRESS) {
 		ret = -errno;
 		goto out;
@@ -1422,8 +1470,8 @@ int nlm_getport(const struct sockaddr *addr, uint16_t pmap_port, uint32_t prog, 
 	xdr_put_be32(args + 4, vers);
 	xdr_put_be32(args + 8, udp ? PMAP_IPPROTO_UDP : PMAP_IPPROTO_TCP);
 	xdr_put_be32(args + 12, 0);
-	ret = nlm_rpc_call((struct sockaddr *)&ss, true, PMAP_PROG, 2, PMAPPROC_GETPORT, args, sizeof(args),
-			   res, &rl, 2000);
+	ret = nlm_rpc_call((struct sockaddr *)&ss, NULL, true, PMAP_PROG, 2, PMAPPROC_GETPORT, args,
+			   sizeof(args), res, &rl, 2000);
 	if (ret < 0)
 		return ret;
 	if (rl < 4)
@@ -1434,8 +1482,9 @@ int nlm_getport(const struct sockaddr *addr, uint16_t pmap_port, uint32_t prog, 
 
 /* Find the client's lock manager and call it: prefer the transport its
  * request came over, fall back to the other. */
-static int call_client_nlm(const struct sockaddr_storage *peer, bool udp, uint32_t vers, uint32_t proc,
-			   const uint8_t *args, size_t alen, uint8_t *res, size_t *reslen)
+static int call_client_nlm(const struct sockaddr_storage *peer, const struct sockaddr_storage *local, bool udp,
+			   uint32_t vers, uint32_t proc, const uint8_t *args, size_t alen, uint8_t *res,
+			   size_t *reslen)
 {
 	struct sockaddr_storage ss = *peer;
 	uint16_t pm = nlm_client_pmap_port((const struct sockaddr *)peer);
@@ -1448,7 +1497,8 @@ static int call_client_nlm(const struct sockaddr_storage *peer, bool udp, uint32
 	if (port <= 0)
 		return port < 0 ? port : -ENOENT;
 	sa_set_port(&ss, (uint16_t)port);
-	return nlm_rpc_call((struct sockaddr *)&ss, udp, NLM_PROG, vers, proc, args, alen, res, reslen, 3000);
+	return nlm_rpc_call((struct sockaddr *)&ss, local->ss_family ? (const struct sockaddr *)local : NULL, udp,
+			    NLM_PROG, vers, proc, args, alen, res, reslen, 3000);
 }
 
 /* ================================================================ GRANTED callback */
@@ -1515,7 +1565,7 @@ static void grant_work(void *arg)
 	xdr_put_opaque(&e, g->cookie, g->cookielen);
 	xdr_put_u32(&e, g->exclusive);
 	put_lock(&e, g->vers, nlm_hostname(), g->fh, g->fhlen, g->oh, g->ohlen, g->svid, g->start, g->end);
-	ret = e.err ? -EINVAL : call_client_nlm(&g->peer, g->udp, g->vers, NLMPROC_GRANTED, args,
+	ret = e.err ? -EINVAL : call_client_nlm(&g->peer, &g->local, g->udp, g->vers, NLMPROC_GRANTED, args,
 						 xdr_enc_len(&e), res, &rl);
 	free(args);
 	if (ret == 0) {
@@ -1562,7 +1612,7 @@ static void default_grant(const struct nlm_grant *g)
 /* ================================================================ _MSG replies */
 
 struct res_job {
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer, local;
 	bool udp;
 	uint32_t vers, proc;
 	size_t len;
@@ -1574,7 +1624,7 @@ static void res_work(void *arg)
 	struct res_job *j = arg;
 	uint8_t res[16];
 	size_t rl = sizeof(res);
-	int ret = call_client_nlm(&j->peer, j->udp, j->vers, j->proc, j->buf, j->len, res, &rl);
+	int ret = call_client_nlm(&j->peer, &j->local, j->udp, j->vers, j->proc, j->buf, j->len, res, &rl);
 
 	if (ret < 0) {
 		char host[64];
@@ -1671,7 +1721,8 @@ static uint32_t do_proc(struct rpc_call *call, uint32_t proc, struct nlm_args *a
 		return nlm_tab_test(&r, h);
 	case NLMPROC_LOCK:
 	case NLMPROC_NM_LOCK: {
-		struct nlm_block_info bi = { call->vers, call->udp, a->cookie.data, a->cookie.len };
+		struct nlm_block_info bi = { call->vers, call->udp, a->cookie.data, a->cookie.len,
+					     call->locallen ? (const struct sockaddr *)&call->local : NULL };
 
 		if (nlm_in_grace() && !a->reclaim)
 			return NLM4_DENIED_GRACE_PERIOD;
@@ -1790,6 +1841,7 @@ static void nlm_dispatch(struct rpc_call *call)
 		struct res_job *j = malloc(sizeof(*j) + RES_MAX);
 		if (j) {
 			copy_peer(&j->peer, (const struct sockaddr *)&call->peer);
+			copy_peer(&j->local, call->locallen ? (const struct sockaddr *)&call->local : NULL);
 			j->udp = call->udp;
 			j->vers = call->vers;
 			j->proc = proc + 5;

@@ -153,6 +153,7 @@ struct nlm_holder {
 /* A blocked request granted later: what the GRANTED callback needs. */
 struct nlm_grant {
 	struct sockaddr_storage peer;
+	struct sockaddr_storage local;  /* our address the LOCK came to */
 	uint32_t vers;
 	bool udp;
 	uint32_t cookielen;
@@ -173,6 +174,7 @@ struct nlm_block_info {
 	bool udp;
 	const uint8_t *cookie;
 	uint32_t cookielen;
+	const struct sockaddr *local;   /* may be NULL */
 };
 
 /* Range helpers: (offset, len) of the wire to [start, end]. */
@@ -203,10 +205,13 @@ void nlm_set_grant_hook(void (*hook)(const struct nlm_grant *g));
 
 /* One blocking RPC call (control plane / callback thread only): to addr
  * (port included), over UDP or TCP, AUTH_SYS as root from a reserved port
- * when possible.  results after the accepted reply header into res
- * (*reslen in: capacity, out: length).  0 or -errno. */
-int nlm_rpc_call(const struct sockaddr *addr, bool udp, uint32_t prog, uint32_t vers, uint32_t proc,
-		 const uint8_t *args, size_t alen, uint8_t *res, size_t *reslen, int timeout_ms);
+ * when possible, from local's address when given (a Linux client matches
+ * NLM_GRANTED against the server address it knows).  Results after the
+ * accepted reply header into res (*reslen in: capacity, out: length).
+ * 0 or -errno. */
+int nlm_rpc_call(const struct sockaddr *addr, const struct sockaddr *local, bool udp, uint32_t prog,
+		 uint32_t vers, uint32_t proc, const uint8_t *args, size_t alen, uint8_t *res, size_t *reslen,
+		 int timeout_ms);
 /* Port of prog/vers on the host of addr through its portmapper
  * (PMAPPROC_GETPORT on pmap_port), or 0 / -errno. */
 int nlm_getport(const struct sockaddr *addr, uint16_t pmap_port, uint32_t prog, uint32_t vers,

@@ -13,7 +13,7 @@
  *
  * The local-statd procedures (SM_STAT, SM_MON, SM_UNMON, SM_UNMON_ALL,
  * SM_SIMU_CRASH) are answered for completeness: we are nobody's local statd,
- * so MON only records the name like a lock would.
+ * so MON is accepted and not kept (the NLM monitors its clients itself).
  */
 #ifndef RS_NSM_H
 #define RS_NSM_H

@@ -101,6 +101,13 @@ struct iscsi_target {
 	struct iscsi_target *next;      /* list sorted by tid */
 };
 
+static char appliance_id[40];
+
+void reg_set_appliance_id(const char *id)
+{
+	snprintf(appliance_id, sizeof(appliance_id), "%s", id ? id : "");
+}
+
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iscsi_target *targets;
 static struct reg_account *accounts;   /* reg_lock */
@@ -439,7 +446,7 @@ int reg_lun_new(int tid, const struct reg_lun_spec *spec, char *err, size_t errl
 	struct scsi_lu_params lp;
 	struct bstore_params bp;
 	const char *type;
-	char seed[REG_NAME_MAX + 32];
+	char seed[REG_NAME_MAX + 80];
 	int ret, idx;
 
 	if (!spec) {
@@ -492,7 +499,12 @@ int reg_lun_new(int tid, const struct reg_lun_spec *spec, char *err, size_t errl
 	}
 	lp = spec->lu;
 	lp.readonly = bp.readonly || bs->readonly;
-	snprintf(seed, sizeof(seed), "%s/%" PRIu64, t->name, spec->lun);
+	/* The appliance id keeps identities unique between appliances that share
+	 * a configuration; target name + LUN keep them stable across restarts. */
+	if (appliance_id[0])
+		snprintf(seed, sizeof(seed), "%s/%s/%" PRIu64, appliance_id, t->name, spec->lun);
+	else
+		snprintf(seed, sizeof(seed), "%s/%" PRIu64, t->name, spec->lun);
 	lp.naa_seed = seed;
 	lu = scsi_lu_create(spec->lun, bs, &lp);
 	if (!lu) {

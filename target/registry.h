@@ -161,4 +161,8 @@ int reg_session_delete(int tid, uint64_t sid, int cid, char *err, size_t errlen)
  * (The nfs section is appended by config_dump_nfs(), conf/config.h.) */
 void reg_dump_config(FILE *out);
 
+/* Per-appliance id mixed into every LU's NAA/serial seed (see core/state.h);
+ * call before LUNs are created.  NULL or "" = none (tests). */
+void reg_set_appliance_id(const char *id);
+
 #endif

@@ -2,7 +2,8 @@
 # libiscsi's conformance suite (iscsi-test-cu) against ringstord: the whole SCSI
 # and iSCSI families on a thin-provisioned LUN reached through two portal
 # groups (127.0.0.1 tag 1, 127.0.0.2 tag 2: the MultipathIO suite), the
-# ReadOnly suite on a read-only LUN, and a CHAP-authenticated run.
+# ReadOnly suite on a read-only LUN, the removable-medium suites (PreventAllow,
+# StartStopUnit, NoMedia) on a removable LUN, and a CHAP-authenticated run.
 # Passing means 0 failures; skips are listed, and every skip must be one the
 # suite itself requires (see README "Conformance").
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +16,8 @@ targets = ( {
     tid = 1;
     name = "$IQN";
     luns = ( { lun = 1; path = "$T/lun1.img"; create = true; size = "64M"; thin_provisioning = true; },
-             { lun = 2; path = "$T/lun2.img"; readonly = true; } );
+             { lun = 2; path = "$T/lun2.img"; readonly = true; },
+             { lun = 3; path = "$T/lun3.img"; create = true; size = "16M"; removable = true; } );
     initiator_name = [ "$INIT1", "$INIT2" ];
 } );
 CONF
@@ -45,13 +47,20 @@ run_cu() {   # run_cu NAME EXPECTED_SKIPS_REGEX ARGS...
 }
 
 # Skips the suites require by themselves (README "Conformance"): SANITIZE runs
-# only with -S; PREVENT ALLOW / START STOP eject need removable media; the
-# LBPPB tests need several logical blocks per physical block; ReadOnlySBC needs a
+# only with -S; PREVENT ALLOW / START STOP eject need removable media (LUN 1
+# is a fixed disk: they run on the removable LUN 3 below); the LBPPB tests
+# need several logical blocks per physical block; ReadOnlySBC needs a
 # read-only LUN (run separately below).
 SCSI_SKIPS='Sanitize\.|PreventAllow\.|StartStopUnit\.Simple|UnmapUnaligned|InvalidDataOutSize|ReadOnly\.ReadOnlySBC'
 run_cu scsi "$SCSI_SKIPS" --test=SCSI "$URL1/1" "$URL2/1"
 run_cu iscsi '^$' --test=iSCSI "$URL1/1"
 run_cu readonly '^$' --test=SCSI.ReadOnly "$URL1/2"
+# Removable medium (RMB=1): eject/load, per-nexus PREVENT (2ITNexuses uses the
+# second path), cleared by nexus loss, logout and resets; NOT READY 3A/00 for
+# medium access while ejected.  Nothing may be skipped here.
+for suite in PreventAllow StartStopUnit NoMedia; do
+	run_cu "removable-$suite" '^$' --test=SCSI.$suite "$URL1/3" "$URL2/3"
+done
 
 # CHAP: the same commands through an authenticated login (user%password URL).
 $RINGSTORADM -C "$SOCK" --mode account --op new --user cuuser --password cu-secret-123 >/dev/null || fail "account new"

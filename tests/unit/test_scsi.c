@@ -1326,6 +1326,130 @@ static void test_misc_commands(void **state)
 	assert_false(nlu->removal_prevented);
 }
 
+/* Removable medium (RMB=1): START STOP UNIT ejects and loads, PREVENT ALLOW
+ * MEDIUM REMOVAL is per I_T nexus (SPC-4 6.13, SBC-3 5.25). */
+static void test_removable_medium(void **state)
+{
+	struct bstore_params np = { .block_size = 512, .size = 1 << 20 };
+	struct scsi_lu_params lp = { .naa_seed = "iqn.2024-01.test:tgt/9", .removable = true };
+	uint8_t inq[6] = { 0x12, 0, 0, 0, 96, 0 }, tur[6] = { 0 };
+	uint8_t eject[6] = { 0x1b, 0, 0, 0, 0x02, 0 }, load[6] = { 0x1b, 0x01, 0, 0, 0x03, 0 };
+	uint8_t prevent[6] = { 0x1e, 0, 0, 0, 0x01, 0 }, allow[6] = { 0x1e, 0, 0, 0, 0, 0 };
+	uint8_t rc10[10] = { 0x25 }, rc16[16] = { 0x9e, 0x10 }, ms6[6] = { 0x1a, 0, 0x3f, 0, 255, 0 };
+	uint8_t sync10[10] = { 0x35 }, cdb[16], buf[512] = { 0 };
+	struct scsi_lu *rlu;
+	struct bstore *bs;
+	struct scsi_cmd cmd;
+	size_t len;
+	(void)state;
+
+	assert_int_equal(bstore_open("null", NULL, &np, &bs), 0);
+	rlu = scsi_lu_create(9, bs, &lp);
+	assert_non_null(rlu);
+	wbe32(&rc16[10], 32);
+
+	exec(&cmd, rlu, inq, 6);
+	assert_good(&cmd);
+	assert_int_equal(cmd.data_in[1] & 0x80, 0x80);          /* RMB */
+	scsi_cmd_release(&cmd);
+	exec(&cmd, nlu, inq, 6);
+	assert_int_equal(cmd.data_in[1] & 0x80, 0);
+	scsi_cmd_release(&cmd);
+
+	/* Power conditions and LOEJ=0 leave the medium alone. */
+	eject[4] = 0x12;
+	exec(&cmd, rlu, eject, 6);
+	assert_good(&cmd);
+	eject[4] = 0x00;
+	exec(&cmd, rlu, eject, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, tur, 6);
+	assert_good(&cmd);
+
+	/* Eject: every medium access is NOT READY, MEDIUM NOT PRESENT. */
+	eject[4] = 0x02;
+	exec(&cmd, rlu, eject, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, eject, 6);                               /* again: still fine */
+	assert_good(&cmd);
+	exec(&cmd, rlu, tur, 6);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	len = rw_cdb(cdb, 0x28, 0, 1, 0);
+	exec(&cmd, rlu, cdb, len);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	scsi_cmd_release(&cmd);
+	len = rw_cdb(cdb, 0x2a, 0, 1, 0);
+	cmd_init(&cmd, rlu, cdb, len);
+	cmd.data_out = buf;
+	cmd.data_out_len = cmd.expected_len = sizeof(buf);
+	run(&cmd);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	exec(&cmd, rlu, rc10, 10);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	exec(&cmd, rlu, rc16, 16);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	exec(&cmd, rlu, sync10, 10);
+	assert_sense(&cmd, SK_NOT_READY, 0x3a, 0x00);
+	exec(&cmd, rlu, inq, 6);                                 /* no medium needed */
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+	exec(&cmd, rlu, ms6, 6);
+	assert_good(&cmd);
+	scsi_cmd_release(&cmd);
+
+	/* A prevention locks the medium out as well as in, for every nexus. */
+	exec(&cmd, rlu, prevent, 6);
+	assert_good(&cmd);
+	assert_true(rlu->removal_prevented);
+	exec(&cmd, rlu, load, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x53, 0x02);
+	cmd_init(&cmd, rlu, load, 6);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x53, 0x02);
+	cmd_init(&cmd, rlu, allow, 6);                           /* nexus 2 held none */
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_good(&cmd);
+	exec(&cmd, rlu, load, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x53, 0x02);
+	/* I_T nexus loss of the preventing nexus ends it. */
+	scsi_lu_prevent_clear(rlu, nexus2.id);
+	assert_true(rlu->removal_prevented);
+	scsi_lu_prevent_clear(rlu, nexus1.id);
+	assert_false(rlu->removal_prevented);
+	exec(&cmd, rlu, load, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, tur, 6);
+	assert_good(&cmd);
+
+	/* Two nexuses prevent; allowing on one keeps the other's; a reset
+	 * (SCSI_NEXUS_ALL) ends both. */
+	exec(&cmd, rlu, prevent, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, prevent, 6);                             /* twice: one entry */
+	assert_good(&cmd);
+	cmd_init(&cmd, rlu, prevent, 6);
+	cmd.nexus = &nexus2;
+	run(&cmd);
+	assert_good(&cmd);
+	exec(&cmd, rlu, allow, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, eject, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x53, 0x02);
+	exec(&cmd, rlu, tur, 6);
+	assert_good(&cmd);
+	scsi_lu_prevent_clear(rlu, SCSI_NEXUS_ALL);
+	assert_false(rlu->removal_prevented);
+	exec(&cmd, rlu, eject, 6);
+	assert_good(&cmd);
+	/* Freed with preventions still held: no leak under ASan. */
+	exec(&cmd, rlu, prevent, 6);
+	assert_good(&cmd);
+	exec(&cmd, rlu, load, 6);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, 0x53, 0x02);
+	scsi_lu_put(rlu);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Logical block provisioning                                                */
@@ -2498,6 +2622,7 @@ int main(void)
 		cmocka_unit_test(test_report_luns),
 		cmocka_unit_test(test_report_supported_opcodes),
 		cmocka_unit_test(test_misc_commands),
+		cmocka_unit_test(test_removable_medium),
 		cmocka_unit_test(test_not_thin),
 		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_write_same),

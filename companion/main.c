@@ -1,0 +1,343 @@
+/* main.c - ringstor-migrate: the host companion of the ringstor appliance.
+ *
+ *   ringstor-migrate probe     facts a migration depends on, for this host
+ *   ringstor-migrate preflight probe the source and the destination, compare
+ *
+ * (issue 5 items 2 and 3; `migrate` and `recover` come later).
+ * Exit codes: 0 ok / nothing failed, 1 a check (or a disk probe) failed,
+ * 2 usage error or a probe that could not be run.
+ */
+#include "companion/compare.h"
+#include "companion/domain.h"
+#include "companion/preflight.h"
+#include "companion/probe.h"
+#include "companion/run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_VM_FILE (4u << 20)
+
+static void usage(FILE *out)
+{
+	fputs("Usage:\n"
+	      "  ringstor-migrate probe [--json] [DISKS] [--initiator-name IQN]\n"
+	      "  ringstor-migrate preflight --source HOST --dest HOST [--rsh 'COMMAND'] [--remote-cmd PATH]\n"
+	      "                             [DISKS] [--json] [--timeout SECONDS] [--initiator-name IQN]\n"
+	      "DISKS (any mix, repeatable):\n"
+	      "  --disk PATH|iscsi://HOST[:PORT]/IQN/LUN|nfs://SERVER/EXPORT/FILE[?nfsport=N&mountport=N]\n"
+	      "  --domain-xml FILE     libvirt domain XML: disks, bridges, memory\n"
+	      "  --qemu-cmdline FILE   QEMU command line (or a copy of /proc/PID/cmdline)\n"
+	      "  --domain NAME         libvirt domain, read with `virsh dumpxml NAME` on this host\n"
+	      "preflight:\n"
+	      "  --source/--src, --dest/--dst HOST   host names; 'local' probes this host directly\n"
+	      "  --rsh 'COMMAND'       remote shell (default '" PREFLIGHT_DEFAULT_RSH "'); HOST is appended,\n"
+	      "                        then the probe command (e.g. --rsh 'ip netns exec' with HOST a netns)\n"
+	      "  --dest-disk X         the destination's path/URL for the disk at the same position\n"
+	      "                        (when it differs; a different path is itself a FAIL)\n"
+	      "  --remote-cmd PATH     ringstor-migrate on the hosts (default '" PREFLIGHT_DEFAULT_REMOTE_CMD "')\n"
+	      "Prints one line per check: PASS|FAIL|WARN <check>: <reason>.\n"
+	      "Exit status: 0 nothing failed, 1 a check failed, 2 usage or probe error.\n",
+	      out);
+}
+
+enum {
+	OPT_JSON = 256, OPT_DISK, OPT_DOMAIN_XML, OPT_QEMU_CMDLINE, OPT_DOMAIN, OPT_INITIATOR, OPT_SOURCE,
+	OPT_DEST, OPT_DEST_DISK, OPT_RSH, OPT_REMOTE_CMD, OPT_TIMEOUT, OPT_VM,
+};
+
+static const struct option long_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "domain-xml", required_argument, NULL, OPT_DOMAIN_XML },
+	{ "qemu-cmdline", required_argument, NULL, OPT_QEMU_CMDLINE },
+	{ "domain", required_argument, NULL, OPT_DOMAIN },
+	{ "initiator-name", required_argument, NULL, OPT_INITIATOR },
+	{ "source", required_argument, NULL, OPT_SOURCE },
+	{ "src", required_argument, NULL, OPT_SOURCE },
+	{ "dest", required_argument, NULL, OPT_DEST },
+	{ "dst", required_argument, NULL, OPT_DEST },
+	{ "dest-disk", required_argument, NULL, OPT_DEST_DISK },
+	{ "rsh", required_argument, NULL, OPT_RSH },
+	{ "remote-cmd", required_argument, NULL, OPT_REMOTE_CMD },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "vm", required_argument, NULL, OPT_VM },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct args {
+	bool json;
+	char **disks;
+	size_t ndisks;
+	char **dest_disks;
+	size_t ndest_disks;
+	const char *domain_xml, *qemu_cmdline, *domain, *initiator;
+	const char *source, *dest, *rsh, *remote_cmd;
+	int timeout_s;
+	struct vm_spec vm;
+	bool have_vm;
+};
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct strbuf sb = {0};
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (sb.len + n > MAX_VM_FILE) {
+			snprintf(err, errlen, "%s: larger than %u bytes", path, MAX_VM_FILE);
+			fclose(f);
+			sb_free(&sb);
+			return NULL;
+		}
+		sb_append(&sb, buf, n);
+	}
+	bool rerr = ferror(f);
+	fclose(f);
+	if (rerr || sb.oom) {
+		snprintf(err, errlen, "%s: read error", path);
+		sb_free(&sb);
+		return NULL;
+	}
+	if (!sb.buf)
+		sb_append(&sb, "", 0);
+	*len = sb.len;
+	return sb.buf;
+}
+
+/* Reads the VM definition given by --domain-xml/--qemu-cmdline/--domain. */
+static int load_vm(struct args *a)
+{
+	int given = !!a->domain_xml + !!a->qemu_cmdline + !!a->domain;
+	if (given == 0)
+		return 0;
+	if (given > 1) {
+		fprintf(stderr, "ringstor-migrate: give only one of --domain-xml, --qemu-cmdline, --domain\n");
+		return -1;
+	}
+	char err[512];
+	size_t len = 0;
+	char *text = NULL;
+	if (a->domain) {
+		char *virsh = which("virsh");
+		if (!virsh) {
+			fprintf(stderr, "ringstor-migrate: --domain %s needs virsh, which is not installed here; "
+				"use --domain-xml FILE\n", a->domain);
+			return -1;
+		}
+		char *argv[] = { virsh, (char *)"dumpxml", (char *)a->domain, NULL };
+		struct run_job j;
+		if (run_start(&j, argv) == 0)
+			run_wait_all(&j, 1, 60);
+		free(virsh);
+		if (j.status != 0) {
+			fprintf(stderr, "ringstor-migrate: virsh dumpxml %s failed: %s\n", a->domain,
+				j.err.buf && *j.err.buf ? j.err.buf : j.why);
+			run_job_free(&j);
+			return -1;
+		}
+		text = j.out.buf;
+		len = j.out.len;
+		j.out.buf = NULL;
+		run_job_free(&j);
+	} else {
+		text = read_file(a->domain_xml ? a->domain_xml : a->qemu_cmdline, &len, err, sizeof(err));
+		if (!text) {
+			fprintf(stderr, "ringstor-migrate: %s\n", err);
+			return -1;
+		}
+	}
+	int r = a->qemu_cmdline ? domain_parse_qemu_cmdline(&a->vm, text, len, err, sizeof(err))
+				: domain_parse_xml(&a->vm, text, len, err, sizeof(err));
+	free(text);
+	if (r < 0) {
+		fprintf(stderr, "ringstor-migrate: %s: %s\n",
+			a->domain_xml ? a->domain_xml : a->qemu_cmdline ? a->qemu_cmdline : a->domain, err);
+		return -1;
+	}
+	a->have_vm = true;
+	for (size_t i = 0; i < a->vm.ndisks; i++)
+		if (!strv_has(a->disks, a->ndisks, a->vm.disks[i]))
+			strv_push(&a->disks, &a->ndisks, a->vm.disks[i]);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a, bool preflight)
+{
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON: a->json = true; break;
+		case OPT_DISK:
+			if (!*optarg) {
+				fprintf(stderr, "ringstor-migrate: --disk needs a path or URL\n");
+				return -1;
+			}
+			strv_push(&a->disks, &a->ndisks, optarg);
+			break;
+		case OPT_DOMAIN_XML: a->domain_xml = optarg; break;
+		case OPT_QEMU_CMDLINE: a->qemu_cmdline = optarg; break;
+		case OPT_DOMAIN: a->domain = optarg; break;
+		case OPT_INITIATOR: a->initiator = optarg; break;
+		case OPT_DEST_DISK:
+			if (!preflight) {
+				fprintf(stderr, "ringstor-migrate: --dest-disk is a preflight option\n");
+				return -1;
+			}
+			strv_push(&a->dest_disks, &a->ndest_disks, optarg);
+			break;
+		case OPT_SOURCE: case OPT_DEST: case OPT_RSH: case OPT_REMOTE_CMD: case OPT_TIMEOUT:
+			if (!preflight) {
+				fprintf(stderr, "ringstor-migrate: %s is a preflight option\n", argv[optind - 1]);
+				return -1;
+			}
+			if (c == OPT_SOURCE) a->source = optarg;
+			if (c == OPT_DEST) a->dest = optarg;
+			if (c == OPT_RSH) a->rsh = optarg;
+			if (c == OPT_REMOTE_CMD) a->remote_cmd = optarg;
+			if (c == OPT_TIMEOUT) {
+				char *end;
+				long t = strtol(optarg, &end, 10);
+				if (*end || t < 1 || t > 86400) {
+					fprintf(stderr, "ringstor-migrate: --timeout wants 1..86400 seconds\n");
+					return -1;
+				}
+				a->timeout_s = (int)t;
+			}
+			break;
+		case OPT_VM:
+			fprintf(stderr, "ringstor-migrate: --vm needs the host configuration file, which is not "
+				"implemented yet; use --domain-xml FILE or --disk\n");
+			return -1;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringstor-migrate: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return load_vm(a);
+}
+
+static void args_free(struct args *a)
+{
+	for (size_t i = 0; i < a->ndisks; i++)
+		free(a->disks[i]);
+	free(a->disks);
+	for (size_t i = 0; i < a->ndest_disks; i++)
+		free(a->dest_disks[i]);
+	free(a->dest_disks);
+	vm_spec_free(&a->vm);
+}
+
+static int cmd_probe(int argc, char **argv)
+{
+	struct args a = {0};
+	if (parse_args(argc, argv, &a, false) < 0) {
+		args_free(&a);
+		return 2;
+	}
+	struct probe_host h = {0};
+	probe_host_collect(&h, NULL);
+	int rc = 0;
+	if (a.ndisks) {
+		h.disks = calloc(a.ndisks, sizeof(*h.disks));
+		if (!h.disks) {
+			fprintf(stderr, "ringstor-migrate: out of memory\n");
+			probe_host_free(&h);
+			args_free(&a);
+			return 2;
+		}
+		for (size_t i = 0; i < a.ndisks; i++) {
+			h.ndisks++;
+			if (probe_disk_run(&h.disks[i], a.disks[i], a.initiator) < 0) {
+				/* The error travels in the output; say it on stderr too. */
+				fprintf(stderr, "ringstor-migrate: disk %s: %s\n", a.disks[i],
+					h.disks[i].error ? h.disks[i].error : "probe failed");
+				rc = 1;
+			}
+		}
+	}
+	char *text = a.json ? probe_to_json(&h) : probe_to_text(&h);
+	if (!text) {
+		fprintf(stderr, "ringstor-migrate: out of memory formatting the probe\n");
+		rc = 2;
+	} else {
+		fputs(text, stdout);
+		free(text);
+	}
+	if (fflush(stdout) != 0)
+		rc = 2;
+	probe_host_free(&h);
+	args_free(&a);
+	return rc;
+}
+
+static int cmd_preflight(int argc, char **argv)
+{
+	struct args a = {0};
+	if (parse_args(argc, argv, &a, true) < 0) {
+		args_free(&a);
+		return 2;
+	}
+	if (!a.source || !a.dest) {
+		fprintf(stderr, "ringstor-migrate: preflight needs --source HOST and --dest HOST\n");
+		args_free(&a);
+		return 2;
+	}
+	if (a.ndest_disks && a.ndest_disks != a.ndisks) {
+		fprintf(stderr, "ringstor-migrate: --dest-disk given %zu times for %zu disks: give one per disk, "
+			"in the same order\n", a.ndest_disks, a.ndisks);
+		args_free(&a);
+		return 2;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	struct preflight_opts o = {
+		.source = a.source, .dest = a.dest, .rsh = a.rsh, .remote_cmd = a.remote_cmd,
+		.self_exe = n > 0 ? self : NULL, .initiator_name = a.initiator, .disks = a.disks,
+		.ndisks = a.ndisks, .dest_disks = a.ndest_disks ? a.dest_disks : NULL, .vm = a.have_vm ? &a.vm : NULL, .timeout_s = a.timeout_s, .json = a.json,
+	};
+	int rc = preflight_run(&o, stdout, stderr);
+	fflush(stdout);
+	args_free(&a);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "probe") == 0)
+		return cmd_probe(argc - 1, argv + 1);
+	if (strcmp(cmd, "preflight") == 0)
+		return cmd_preflight(argc - 1, argv + 1);
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "migrate") == 0 || strcmp(cmd, "recover") == 0) {
+		fprintf(stderr, "ringstor-migrate: '%s' is not implemented yet (issue 5 item 4)\n", cmd);
+		return 2;
+	}
+	fprintf(stderr, "ringstor-migrate: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}
