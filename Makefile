@@ -93,7 +93,15 @@ integration: all
 
 check: deps
 	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory -C bench selftest
 	@$(MAKE) --no-print-directory integration
+
+# Benchmarks against tgt and nfs-ganesha (issue 6; see bench/README.md).
+.PHONY: bench bench-quick
+bench:
+	@$(MAKE) --no-print-directory -C bench bench BUILD=$(BUILD)
+bench-quick:
+	@$(MAKE) --no-print-directory -C bench bench-quick BUILD=$(BUILD)
 
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 all unit integration
