@@ -10,6 +10,10 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/ringstor
+SYSTEMDUNITDIR ?= /lib/systemd/system
+SCDOC   ?= scdoc
 DESTDIR ?=
 
 ifeq ($(SAN),1)
@@ -38,8 +42,12 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON = $(BUILD)/ringstord
 ADM    = $(BUILD)/ringstoradm
 MIGRATE = $(BUILD)/ringstor-migrate
+# Manual pages: one scdoc(5) source per page in doc/man/, e.g.
+# doc/man/ringstord.8.scd -> $(BUILD)/man/ringstord.8
+MAN_SRCS  = $(wildcard doc/man/*.scd)
+MAN_PAGES = $(MAN_SRCS:doc/man/%.scd=$(BUILD)/man/%)
 
-.PHONY: all deps run check unit integration install clean sanitize
+.PHONY: all deps run check unit integration install clean sanitize man deb
 all: $(DAEMON) $(ADM) $(MIGRATE)
 
 $(BUILD)/%.o: %.c
@@ -71,6 +79,16 @@ $(BUILD)/tests/test_companion_%: $(BUILD)/tests/unit/test_companion_%.o $(BUILD)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libringstor.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(BUILD)/man/%: doc/man/%.scd
+	@mkdir -p $(dir $@)
+	$(SCDOC) < $< > $@.tmp && mv $@.tmp $@
+
+man: $(MAN_PAGES)
+
+# Debian packages ringstor + ringstor-host in $(BUILD)/deb (packaging/build-deb.sh).
+deb:
+	@packaging/build-deb.sh
 
 deps:
 	@scripts/install-deps.sh
@@ -106,10 +124,20 @@ bench-quick:
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 all unit integration
 
-install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/ringstor
+# The configuration is installed only if absent (never overwrite an admin's
+# file); mode 0600 because it holds CHAP secrets.
+install: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/ringstor $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(DAEMON) $(ADM) $(MIGRATE) $(DESTDIR)$(SBINDIR)/
-	install -m 0644 conf/ringstor.conf.example $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf.example
+	install -m 0644 conf/ringstor.conf.example $(DESTDIR)$(DOCDIR)/examples/ringstor.conf.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf || \
+		install -m 0600 packaging/ringstor.conf $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf
+	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/ringstor/|$(SYSCONFDIR)/ringstor/|g' \
+		packaging/systemd/ringstord.service > $(DESTDIR)$(SYSTEMDUNITDIR)/ringstord.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/ringstord.service
 
 clean:
 	rm -rf build build-san

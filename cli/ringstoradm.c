@@ -7,12 +7,14 @@
  *   ringstoradm --lld iscsi --mode target --op show
  *   ringstoradm --lld iscsi --mode account --op new --user U --password -
  *   ringstoradm --lld nfs --mode export --op new --path /srv/x --clients '*(ro)'
+ *   ringstoradm --mode lease --op acquire --tid 1 --lun 1 --holder iqn.1994-05.com.example:host-a
  * Arguments are checked here first (so typos fail fast with a clear message),
  * then sent as one request over the control socket (core/control_proto.h);
  * the daemon's answer body goes to stdout, errors to stderr as
  * "ringstoradm: <message>", and the exit status is the errno the daemon
- * reported (EINVAL 22 for bad arguments, ENOENT 2, EEXIST 17, EBUSY 16),
- * as tgtadm does; 107 (ENOTCONN) when the daemon cannot be reached.
+ * reported (EINVAL 22 for bad arguments, ENOENT 2, EEXIST 17, EBUSY 16;
+ * ESTALE 116 for a lease operation with a stale epoch), as tgtadm does;
+ * 107 (ENOTCONN) when the daemon cannot be reached.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,8 +43,9 @@ static void usage(FILE *out)
 "\n"
 "  -L, --lld iscsi|nfs                low level driver: iscsi (default) or nfs\n"
 "  -m, --mode MODE                    iscsi: target | logicalunit (lu) | system (sys) | conn |\n"
-"                                     session | account;  nfs: export | lock\n"
-"  -o, --op OP                        new | delete | show | bind | unbind | update | dump\n"
+"                                     session | account;  nfs: export | lock;  both: lease\n"
+"  -o, --op OP                        new | delete | show | bind | unbind | update | dump;\n"
+"                                     lease: show | acquire | transfer | release\n"
 "  -t, --tid TID                      target id (> 0; 0 = discovery for account bind/unbind)\n"
 "  -T, --targetname IQN               target name (iqn.YYYY-MM.domain:id, eui., naa.)\n"
 "  -l, --lun LUN                      logical unit number (0..16383)\n"
@@ -84,6 +87,21 @@ static void usage(FILE *out)
 "      --op delete [--initiator-address CLIENT] [--path FILE]\n"
 "                                     break the locks of a client (its NLM name or\n"
 "                                     address) and/or on a file; neither: all locks\n"
+"Image leases (--mode lease; one writer per LUN or NFS file, fenced by an epoch):\n"
+"      --op show [--json]             every lease (or the one of the object given)\n"
+"      --op acquire OBJ --holder ID [--epoch E]\n"
+"                                     take a free object (new epoch = max(last, E) + 1,\n"
+"                                     printed); confirm it if ID holds it already\n"
+"      --op transfer OBJ --holder NEW --epoch E\n"
+"                                     hand it over; E must be the current epoch (else\n"
+"                                     exit 116, ESTALE); prints the new epoch E + 1\n"
+"      --op release OBJ --epoch E [--holder ID]\n"
+"                                     free it (the epoch is kept; stale E: exit 116)\n"
+"      OBJ: --tid N --lun L (iSCSI; the LU's NAA identity)  or  --lld nfs --path FILE\n"
+"           or --lld nfs --export-id N --file RELPATH\n"
+"      ID:  iSCSI: an initiator name;  NFS: a client address or AUTH_SYS host name\n"
+"      While a lease is held, writes from anyone else get RESERVATION CONFLICT (iSCSI)\n"
+"      or NFS3ERR_ACCES (NFS); reads stay allowed.  Leases survive restarts.\n"
 "\n"
 "Examples:\n"
 "  ringstoradm --lld iscsi --op new --mode target --tid 1 -T iqn.2001-04.com.example:storage.disk1\n"
@@ -104,6 +122,10 @@ static void usage(FILE *out)
 "  ringstoradm --lld nfs --mode export --op delete --path /srv/iso\n"
 "  ringstoradm --lld nfs --mode lock --op show [--json]\n"
 "  ringstoradm --lld nfs --mode lock --op delete --initiator-address client1.example.com\n"
+"  ringstoradm --mode lease --op acquire --tid 1 --lun 1 --holder iqn.1994-05.com.example:a\n"
+"  ringstoradm --mode lease --op transfer --tid 1 --lun 1 --holder iqn.1994-05.com.example:b --epoch 1\n"
+"  ringstoradm --lld nfs --mode lease --op acquire --path /srv/images/vm.img --holder 10.0.0.2\n"
+"  ringstoradm --mode lease --op show --json\n"
 "  ringstoradm --op dump > running.conf   (contains the CHAP passwords)\n"
 "  ringstoradm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1\n"
 "  ringstoradm --lld iscsi --op delete --mode target --tid 1\n");
@@ -303,6 +325,35 @@ static void validate(const struct ctl_request *r)
 			    ctl_op_name(r->op));
 		}
 		break;
+	case CTL_MODE_LEASE: {
+		bool nfs = r->path[0] || r->file[0] || r->has_export_id;
+		bool scsi = r->has_tid || r->has_lun;
+		if (r->op != CTL_OP_SHOW && r->op != CTL_OP_ACQUIRE && r->op != CTL_OP_TRANSFER &&
+		    r->op != CTL_OP_RELEASE)
+			die(EINVAL, "mode lease: unsupported operation '%s' (show, acquire, transfer, "
+			    "release)", ctl_op_name(r->op));
+		if (nfs && scsi)
+			die(EINVAL, "lease: give --tid/--lun (iSCSI) or --path / --export-id --file (NFS), "
+			    "not both");
+		if (scsi && !(r->has_tid && r->has_lun))
+			die(EINVAL, "lease: an iSCSI lease needs both --tid and --lun");
+		if (nfs && r->path[0] && r->file[0])
+			die(EINVAL, "lease: give --path FILE or --export-id N --file RELPATH, not both");
+		if (nfs && !r->path[0] && !(r->has_export_id && r->file[0]))
+			die(EINVAL, "lease: an NFS lease needs --path FILE or --export-id N --file RELPATH");
+		if (r->op != CTL_OP_SHOW && !nfs && !scsi)
+			die(EINVAL, "lease %s: the object is required: --tid N --lun L (iSCSI) or "
+			    "--lld nfs --path FILE", ctl_op_name(r->op));
+		if ((r->op == CTL_OP_ACQUIRE || r->op == CTL_OP_TRANSFER) && !r->holder[0])
+			die(EINVAL, "lease %s: --holder is required", ctl_op_name(r->op));
+		if ((r->op == CTL_OP_TRANSFER || r->op == CTL_OP_RELEASE) && !r->has_epoch)
+			die(EINVAL, "lease %s: --epoch (the current epoch) is required", ctl_op_name(r->op));
+		if (r->op == CTL_OP_SHOW && (r->holder[0] || r->has_epoch))
+			die(EINVAL, "lease show: --holder/--epoch are not used");
+		if (r->clients[0] || r->export_line[0])
+			die(EINVAL, "lease: --clients/--export are not used");
+		break;
+	}
 	case CTL_MODE_LOCK:
 		if (r->op != CTL_OP_SHOW && r->op != CTL_OP_DELETE)
 			die(EINVAL, "mode lock: only --op show and --op delete are supported");
@@ -364,7 +415,7 @@ static int connect_daemon(const char *path)
 int main(int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_BSOFLAGS, OPT_BSOPTS, OPT_NAME, OPT_VALUE, OPT_PATH, OPT_CLIENTS,
-	       OPT_EXPORT, OPT_EXPORT_ID };
+	       OPT_EXPORT, OPT_EXPORT_ID, OPT_HOLDER, OPT_EPOCH, OPT_FILE };
 	static const struct option opts[] = {
 		{ "lld", required_argument, NULL, 'L' },
 		{ "mode", required_argument, NULL, 'm' },
@@ -395,6 +446,9 @@ int main(int argc, char **argv)
 		{ "clients", required_argument, NULL, OPT_CLIENTS },
 		{ "export", required_argument, NULL, OPT_EXPORT },
 		{ "export-id", required_argument, NULL, OPT_EXPORT_ID },
+		{ "holder", required_argument, NULL, OPT_HOLDER },
+		{ "epoch", required_argument, NULL, OPT_EPOCH },
+		{ "file", required_argument, NULL, OPT_FILE },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -438,17 +492,29 @@ int main(int argc, char **argv)
 			req.export_id = (uint32_t)parse_num("--export-id", optarg, 0, UINT32_MAX);
 			req.has_export_id = true;
 			break;
+		case OPT_HOLDER:
+			copy_opt("--holder", req.holder, sizeof(req.holder), optarg);
+			break;
+		case OPT_EPOCH:
+			req.epoch = parse_num("--epoch", optarg, 0, UINT64_MAX);
+			req.has_epoch = true;
+			break;
+		case OPT_FILE:
+			if (optarg[0] == '/')
+				die(EINVAL, "--file: '%s' must be relative to the export (or use --path)", optarg);
+			copy_opt("--file", req.file, sizeof(req.file), optarg);
+			break;
 		case 'm':
 			req.mode = ctl_mode_parse(optarg);
 			if (req.mode == CTL_MODE_NONE)
 				die(EINVAL, "--mode: unknown mode '%s' (target, logicalunit, system, conn, session, "
-				    "account; nfs: export, lock)", optarg);
+				    "account; nfs: export, lock; both: lease)", optarg);
 			break;
 		case 'o':
 			req.op = ctl_op_parse(optarg);
 			if (req.op == CTL_OP_NONE)
-				die(EINVAL, "--op: unknown operation '%s' (new, delete, show, bind, unbind, update, dump)",
-				    optarg);
+				die(EINVAL, "--op: unknown operation '%s' (new, delete, show, bind, unbind, update, "
+				    "dump; lease: acquire, transfer, release)", optarg);
 			break;
 		case 't':
 			req.tid = (int)parse_num("--tid", optarg, 0, 2147483647);
@@ -560,10 +626,17 @@ int main(int argc, char **argv)
 	}
 	if (req.mode == CTL_MODE_NONE)
 		die(EINVAL, "--mode is required (target, logicalunit, system, conn, session, account; "
-		    "nfs: export, lock)");
+		    "nfs: export, lock; both: lease)");
 	/* --lld picks the vocabulary: NFS modes under nfs, the others under
 	 * iscsi (system and dump cover both). */
-	if (lld_given && req.mode != CTL_MODE_SYS) {
+	if (lld_given && req.mode == CTL_MODE_LEASE) {
+		/* leases exist for both: --lld names which kind of object */
+		if (lld_nfs && (req.has_tid || req.has_lun))
+			die(EINVAL, "--lld nfs --mode lease: the object is --path FILE or --export-id N "
+			    "--file RELPATH, not --tid/--lun");
+		if (!lld_nfs && (req.path[0] || req.file[0] || req.has_export_id))
+			die(EINVAL, "--mode lease with --path/--export-id/--file needs --lld nfs");
+	} else if (lld_given && req.mode != CTL_MODE_SYS) {
 		bool nfs_mode = req.mode == CTL_MODE_EXPORT || req.mode == CTL_MODE_LOCK;
 		if (lld_nfs && !nfs_mode)
 			die(EINVAL, "--lld nfs: mode %s is an iscsi mode (nfs: export, lock)",
@@ -572,7 +645,8 @@ int main(int argc, char **argv)
 			die(EINVAL, "mode %s needs --lld nfs", ctl_mode_name(req.mode));
 	}
 	if ((req.path[0] || req.clients[0] || req.export_line[0] || req.has_export_id) &&
-	    req.mode != CTL_MODE_EXPORT && !(req.mode == CTL_MODE_LOCK && !req.clients[0] &&
+	    req.mode != CTL_MODE_EXPORT && req.mode != CTL_MODE_LEASE &&
+	    !(req.mode == CTL_MODE_LOCK && !req.clients[0] &&
 	    !req.export_line[0] && !req.has_export_id) && req.op != CTL_OP_DUMP)
 		die(EINVAL, "--path, --clients, --export and --export-id belong to --lld nfs --mode export "
 		    "(--path also to --mode lock)");
@@ -585,8 +659,11 @@ int main(int argc, char **argv)
 	} else if (password_stdin && req.mode == CTL_MODE_ACCOUNT) {
 		die(EINVAL, "--password is only used by account new");
 	}
+	if ((req.holder[0] || req.has_epoch || req.file[0]) && req.mode != CTL_MODE_LEASE)
+		die(EINVAL, "--holder, --epoch and --file belong to --mode lease");
 	if (req.op == CTL_OP_NONE)
-		die(EINVAL, "--op is required (new, delete, show, bind, unbind, update, dump)");
+		die(EINVAL, "--op is required (new, delete, show, bind, unbind, update, dump; "
+		    "lease: acquire, transfer, release)");
 	validate(&req);
 
 	len = ctl_request_encode(&req, reqbuf, sizeof(reqbuf));

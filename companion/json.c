@@ -104,6 +104,11 @@ static void jw_quoted(struct strbuf *sb, const char *s)
 	sb_puts(sb, "\"");
 }
 
+void json_quote(struct strbuf *sb, const char *s)
+{
+	jw_quoted(sb, s ? s : "");
+}
+
 /* Emits the separator, indentation and "key": for the next value. */
 static void jw_prefix(struct json_writer *w, const char *key)
 {

@@ -26,6 +26,8 @@ void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_free(struct strbuf *sb);
+/* Appends s as a quoted JSON string (RFC 8259 section 7 escapes); NULL -> "". */
+void json_quote(struct strbuf *sb, const char *s);
 
 /* ---- writer: pretty-printed, two-space indent ----
  * Inside an object pass the member name as `key`; inside an array pass NULL.

@@ -2,13 +2,19 @@
  *
  *   ringstor-migrate probe     facts a migration depends on, for this host
  *   ringstor-migrate preflight probe the source and the destination, compare
+ *   ringstor-migrate migrate   preflight, lease, live migration, lease transfer
+ *   ringstor-migrate recover   finish or undo a handover a crash interrupted
+ *   ringstor-migrate qmp-relay SOCK   stdin/stdout <-> a QMP socket (run by
+ *                              migrate on the other hosts through the remote shell)
  *
- * (issue 5 items 2 and 3; `migrate` and `recover` come later).
+ * (issue 5 items 2, 3 and 4).
  * Exit codes: 0 ok / nothing failed, 1 a check (or a disk probe) failed,
  * 2 usage error or a probe that could not be run.
  */
 #include "companion/compare.h"
 #include "companion/domain.h"
+#include "companion/migrate.h"
+#include "companion/qmp.h"
 #include "companion/preflight.h"
 #include "companion/probe.h"
 #include "companion/run.h"
@@ -42,7 +48,23 @@ static void usage(FILE *out)
 	      "                        (when it differs; a different path is itself a FAIL)\n"
 	      "  --remote-cmd PATH     ringstor-migrate on the hosts (default '" PREFLIGHT_DEFAULT_REMOTE_CMD "')\n"
 	      "Prints one line per check: PASS|FAIL|WARN <check>: <reason>.\n"
-	      "Exit status: 0 nothing failed, 1 a check failed, 2 usage or probe error.\n",
+	      "Exit status: 0 nothing failed, 1 a check failed, 2 usage or probe error.\n"
+	      "\n"
+	      "  ringstor-migrate migrate --source HOST --dest HOST --qemu-cmdline FILE --lease KEY=VAL[,...]\n"
+	      "                           --dest-holder ID [--qmp-source SOCK] [--qmp-dest SOCK] [--dest-addr ADDR]\n"
+	      "                           [--port N] [--appliance HOST] [--adm 'RINGSTORADM [ARGS]'] [--rsh 'COMMAND']\n"
+	      "                           [--remote-cmd PATH] [--journal DIR] [--source-holder ID] [--vm NAME]\n"
+	      "                           [--driver qemu] [--dest-qemu-cmdline FILE] [--timeout S] [--no-progress]\n"
+	      "                           [--disk X]... [--initiator-name IQN]\n"
+	      "  --lease KEY=VAL,...   the image's lease on the appliance, as ringstoradm options without\n"
+	      "                        the dashes: tid=1,lun=1 (iSCSI) or lld=nfs,path=P; repeatable\n"
+	      "  --source-holder ID    the source's lease identity (default: its -iscsi initiator-name)\n"
+	      "  --dest-holder ID      the destination's (for iSCSI also its QEMU's initiator-name)\n"
+	      "  --appliance HOST      where ringstoradm runs, through --rsh ('local': here)\n"
+	      "  Exit status: 0 migrated; 1 not migrated (preflight failed or rolled back: the source\n"
+	      "  runs and holds the lease); 2 usage; 3 rollback incomplete: run recover.\n"
+	      "  ringstor-migrate recover --journal FILE|DIR [--dry-run]\n"
+	      "  Finishes or undoes the handover a journal records (a DIR: its newest journal).\n",
 	      out);
 }
 
@@ -318,6 +340,186 @@ static int cmd_preflight(int argc, char **argv)
 	return rc;
 }
 
+enum {
+	M_VM = 300, M_DRIVER, M_SOURCE, M_DEST, M_APPLIANCE, M_RSH, M_REMOTE_CMD, M_ADM, M_QMP_SOURCE, M_QMP_DEST,
+	M_DEST_PIDFILE, M_QEMU_CMDLINE, M_DEST_QEMU_CMDLINE, M_SOURCE_HOLDER, M_DEST_HOLDER, M_LEASE, M_DEST_ADDR,
+	M_PORT, M_JOURNAL, M_TIMEOUT, M_NO_PROGRESS, M_DISK, M_INITIATOR, M_DOMAIN_XML, M_DRY_RUN,
+	M_PREFLIGHT_TIMEOUT,
+};
+
+static const struct option migrate_opts_tbl[] = {
+	{ "vm", required_argument, NULL, M_VM },
+	{ "driver", required_argument, NULL, M_DRIVER },
+	{ "source", required_argument, NULL, M_SOURCE },
+	{ "src", required_argument, NULL, M_SOURCE },
+	{ "dest", required_argument, NULL, M_DEST },
+	{ "dst", required_argument, NULL, M_DEST },
+	{ "appliance", required_argument, NULL, M_APPLIANCE },
+	{ "rsh", required_argument, NULL, M_RSH },
+	{ "remote-cmd", required_argument, NULL, M_REMOTE_CMD },
+	{ "adm", required_argument, NULL, M_ADM },
+	{ "qmp-source", required_argument, NULL, M_QMP_SOURCE },
+	{ "qmp-dest", required_argument, NULL, M_QMP_DEST },
+	{ "dest-pidfile", required_argument, NULL, M_DEST_PIDFILE },
+	{ "qemu-cmdline", required_argument, NULL, M_QEMU_CMDLINE },
+	{ "dest-qemu-cmdline", required_argument, NULL, M_DEST_QEMU_CMDLINE },
+	{ "source-holder", required_argument, NULL, M_SOURCE_HOLDER },
+	{ "dest-holder", required_argument, NULL, M_DEST_HOLDER },
+	{ "lease", required_argument, NULL, M_LEASE },
+	{ "dest-addr", required_argument, NULL, M_DEST_ADDR },
+	{ "port", required_argument, NULL, M_PORT },
+	{ "journal", required_argument, NULL, M_JOURNAL },
+	{ "timeout", required_argument, NULL, M_TIMEOUT },
+	{ "preflight-timeout", required_argument, NULL, M_PREFLIGHT_TIMEOUT },
+	{ "no-progress", no_argument, NULL, M_NO_PROGRESS },
+	{ "disk", required_argument, NULL, M_DISK },
+	{ "initiator-name", required_argument, NULL, M_INITIATOR },
+	{ "domain-xml", required_argument, NULL, M_DOMAIN_XML },
+	{ "dry-run", no_argument, NULL, M_DRY_RUN },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static bool parse_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	struct migrate_opts o = { .progress = true };
+	struct args a = {0};
+	char **leases = NULL;
+	size_t nleases = 0;
+	char *cmdline = NULL, *dest_cmdline = NULL;
+	const char *dest_cmdline_file = NULL;
+	int rc = 2, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", migrate_opts_tbl, NULL)) != -1) {
+		switch (c) {
+		case M_VM: o.vm_name = optarg; break;
+		case M_DRIVER: o.driver = optarg; break;
+		case M_SOURCE: o.source = optarg; break;
+		case M_DEST: o.dest = optarg; break;
+		case M_APPLIANCE: o.appliance = optarg; break;
+		case M_RSH: o.rsh = optarg; break;
+		case M_REMOTE_CMD: o.remote_cmd = optarg; break;
+		case M_ADM: o.adm = optarg; break;
+		case M_QMP_SOURCE: o.qmp_source = optarg; break;
+		case M_QMP_DEST: o.qmp_dest = optarg; break;
+		case M_DEST_PIDFILE: o.dest_pidfile = optarg; break;
+		case M_QEMU_CMDLINE: a.qemu_cmdline = optarg; break;
+		case M_DEST_QEMU_CMDLINE: dest_cmdline_file = optarg; break;
+		case M_SOURCE_HOLDER: o.source_holder = optarg; break;
+		case M_DEST_HOLDER: o.dest_holder = optarg; break;
+		case M_LEASE: strv_push(&leases, &nleases, optarg); break;
+		case M_DEST_ADDR: o.dest_addr = optarg; break;
+		case M_PORT:
+			if (!parse_int(optarg, 1, 65535, &o.port)) {
+				fprintf(stderr, "ringstor-migrate: --port wants 1..65535\n");
+				goto out;
+			}
+			break;
+		case M_JOURNAL: o.journal_dir = optarg; break;
+		case M_TIMEOUT:
+		case M_PREFLIGHT_TIMEOUT:
+			if (!parse_int(optarg, 1, 86400, c == M_TIMEOUT ? &o.timeout_s : &o.preflight_timeout_s)) {
+				fprintf(stderr, "ringstor-migrate: %s wants 1..86400 seconds\n", argv[optind - 1]);
+				goto out;
+			}
+			break;
+		case M_NO_PROGRESS: o.progress = false; break;
+		case M_DISK: strv_push(&a.disks, &a.ndisks, optarg); break;
+		case M_INITIATOR: o.probe_initiator = optarg; break;
+		case M_DOMAIN_XML:
+			fprintf(stderr, "ringstor-migrate: migrate drives QEMU over QMP: give --qemu-cmdline FILE "
+				"(--domain-xml is for preflight)\n");
+			goto out;
+		case 'h': usage(stdout); rc = 0; goto out;
+		default: usage(stderr); goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringstor-migrate: unexpected argument '%s'\n", argv[optind]);
+		goto out;
+	}
+	if (load_vm(&a) < 0)
+		goto out;
+	char err[512];
+	size_t len = 0, dlen = 0;
+	if (a.qemu_cmdline) {
+		cmdline = read_file(a.qemu_cmdline, &len, err, sizeof(err));
+		if (!cmdline) {
+			fprintf(stderr, "ringstor-migrate: %s\n", err);
+			goto out;
+		}
+	}
+	if (dest_cmdline_file) {
+		dest_cmdline = read_file(dest_cmdline_file, &dlen, err, sizeof(err));
+		if (!dest_cmdline) {
+			fprintf(stderr, "ringstor-migrate: %s\n", err);
+			goto out;
+		}
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	o.self_exe = n > 0 ? self : NULL;
+	o.qemu_cmdline = cmdline;
+	o.qemu_cmdline_len = len;
+	o.dest_qemu_cmdline = dest_cmdline;
+	o.dest_qemu_cmdline_len = dlen;
+	o.leases = leases;
+	o.nleases = nleases;
+	o.vm = a.have_vm ? &a.vm : NULL;
+	o.disks = a.disks;
+	o.ndisks = a.ndisks;
+	rc = migrate_run(&o, stdout, stderr);
+out:
+	free(cmdline);
+	free(dest_cmdline);
+	for (size_t i = 0; i < nleases; i++)
+		free(leases[i]);
+	free(leases);
+	args_free(&a);
+	return rc;
+}
+
+static int cmd_recover(int argc, char **argv)
+{
+	const char *journal = NULL;
+	bool dry = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", migrate_opts_tbl, NULL)) != -1) {
+		switch (c) {
+		case M_JOURNAL: journal = optarg; break;
+		case M_DRY_RUN: dry = true; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			fprintf(stderr, "ringstor-migrate: recover takes --journal FILE|DIR [--dry-run]; the rest "
+				"comes from the journal\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringstor-migrate: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!journal)
+		journal = MIGRATE_DEFAULT_JOURNAL_DIR;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	return recover_run(journal, n > 0 ? self : NULL, dry, stdout, stderr);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -333,9 +535,16 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "migrate") == 0 || strcmp(cmd, "recover") == 0) {
-		fprintf(stderr, "ringstor-migrate: '%s' is not implemented yet (issue 5 item 4)\n", cmd);
-		return 2;
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(cmd, "recover") == 0)
+		return cmd_recover(argc - 1, argv + 1);
+	if (strcmp(cmd, "qmp-relay") == 0) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: ringstor-migrate qmp-relay SOCKET\n");
+			return 2;
+		}
+		return qmp_relay(argv[2]);
 	}
 	fprintf(stderr, "ringstor-migrate: unknown command '%s'\n", cmd);
 	usage(stderr);

@@ -10,6 +10,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -28,9 +29,11 @@
 
 #include "../conf/config.h"
 #include "../nfsgw/exports.h"
+#include "../nfsgw/fh.h"
 #include "../nfsgw/nlm.h"
 #include "../target/registry.h"
 #include "control_proto.h"
+#include "lease.h"
 #include "log.h"
 
 #define CTL_IO_TIMEOUT_S 5
@@ -541,6 +544,278 @@ static int exec_lock(const struct ctl_request *r, FILE *body, char *msg, size_t 
 	}
 }
 
+/* ---- image leases (--mode lease; core/lease.h) ---- */
+
+/* The name of target tid, or false.  The registry has no tid -> name
+ * accessor, so read it from its JSON show (names are iSCSI names: no
+ * quotes or escapes in them, RFC 7143 4.2.7.2). */
+static bool tid_target_name(int tid, char *name, size_t len)
+{
+	char *buf = NULL, *p, *q;
+	size_t blen = 0;
+	FILE *f;
+	bool ok = false;
+
+	if (!reg_target_exists(tid))
+		return false;
+	f = open_memstream(&buf, &blen);
+	if (!f)
+		return false;
+	reg_show_targets(f, tid, true);
+	fclose(f);
+	if (buf && (p = strstr(buf, "\"name\": \"")) != NULL) {
+		p += 9;
+		q = strchr(p, '"');
+		if (q && (size_t)(q - p) < len && q > p) {
+			memcpy(name, p, (size_t)(q - p));
+			name[q - p] = '\0';
+			ok = true;
+		}
+	}
+	free(buf);
+	return ok;
+}
+
+/* The lease object of an iSCSI request: the LU's NAA when it exists (found
+ * = true), else the lease recorded for that target/LUN (found = false). */
+static int lease_scsi_object(const struct ctl_request *r, struct lease_info *obj, bool *found,
+			     char *msg, size_t msglen)
+{
+	struct iscsi_target *t = NULL;
+	struct scsi_lu *lu = NULL;
+	bool named;
+
+	if (!r->has_tid || !r->has_lun)
+		return fail(msg, msglen, EINVAL, "an iSCSI lease needs --tid and --lun");
+	obj->key.kind = LEASE_SCSI;
+	obj->tid = r->tid;
+	obj->lun = r->lun;
+	named = tid_target_name(r->tid, obj->target, sizeof(obj->target));
+	if (named && (t = reg_target_get(obj->target)) != NULL) {
+		lu = reg_target_lun_get(t, r->lun);
+		reg_target_put(t);
+	}
+	if (lu) {
+		memcpy(obj->key.naa, lu->naa, sizeof(obj->key.naa));
+		scsi_lu_put(lu);
+		*found = true;
+		return 0;
+	}
+	*found = false;
+	if (lease_find_scsi(r->tid, named ? obj->target : NULL, r->lun, &obj->key) == 0)
+		return 0;
+	if (!named)
+		snprintf(msg, msglen, "can't find the target %d", r->tid);
+	else
+		snprintf(msg, msglen, "can't find LUN %" PRIu64 " of target %d", r->lun, r->tid);
+	return ENOENT;
+}
+
+/* The lease object of an NFS request (--path FILE, or --export-id N --file
+ * REL): the file's identity from its handle when it exists, else the lease
+ * recorded for that export and path. */
+static int lease_nfs_object(const struct ctl_request *r, struct lease_info *obj, bool *found,
+			    char *msg, size_t msglen)
+{
+	char given[PATH_MAX], canon[PATH_MAX];
+	struct nfs_export *e = NULL;
+	const char *rest = NULL, *path;
+	struct nfs_fh fh;
+	struct stat st;
+	int fd, rc;
+
+	obj->key.kind = LEASE_NFS;
+	*found = false;
+	if (r->path[0] && r->file[0])
+		return fail(msg, msglen, EINVAL, "give --path FILE or --export-id N --file RELPATH");
+	if (r->path[0]) {
+		if (r->path[0] != '/')
+			return fail(msg, msglen, EINVAL, "--path must be absolute");
+		if (strlen(r->path) >= sizeof(given))
+			return fail(msg, msglen, EINVAL, "path too long");
+		strcpy(given, r->path);
+	} else {
+		if (!r->has_export_id || !r->file[0])
+			return fail(msg, msglen, EINVAL, "an NFS lease needs --path FILE or "
+				    "--export-id N --file RELPATH");
+		e = nfs_export_get_by_id(r->export_id);
+		if (!e) {
+			snprintf(msg, msglen, "no export with id %u", r->export_id);
+			return ENOENT;
+		}
+		const char *rel = r->file;
+		while (*rel == '/')
+			rel++;
+		if ((size_t)snprintf(given, sizeof(given), "%s/%s", e->path, rel) >= sizeof(given)) {
+			nfs_export_put(e);
+			return fail(msg, msglen, EINVAL, "path too long");
+		}
+		nfs_export_put(e);
+		e = NULL;
+	}
+	/* Canonical (what the export table holds).  A missing file can
+	 * still name a lease recorded under that path. */
+	errno = 0;
+	path = realpath(given, canon) ? canon : given;
+	int rp_err = errno ? errno : ENOENT;
+	e = nfs_export_get_covering(path, &rest);
+	if (!e) {
+		snprintf(msg, msglen, "%.200s is not under an NFS export", path);
+		return ENOENT;
+	}
+	obj->key.export_id = e->id;
+	if (strlen(path) >= sizeof(obj->path)) {
+		nfs_export_put(e);
+		return fail(msg, msglen, EINVAL, "path too long");
+	}
+	strcpy(obj->path, path);
+	if (r->has_export_id && e->id != r->export_id && r->path[0]) {
+		snprintf(msg, msglen, "%.200s is in export %u, not %u", path, e->id, r->export_id);
+		nfs_export_put(e);
+		return EINVAL;
+	}
+	if (path != canon) {
+		rc = rp_err;
+		nfs_export_put(e);
+		if (lease_find_nfs(obj->key.export_id, obj->path, &obj->key) == 0)
+			return 0;
+		snprintf(msg, msglen, "%.200s: %s", given, strerror(rc));
+		return rc;
+	}
+	if (!*rest) {
+		nfs_export_put(e);
+		return fail(msg, msglen, EINVAL, "a lease is on a file, not on an export's root");
+	}
+	/* rest is canonical (no symlinks, no ..) and inside the export */
+	fd = openat(e->root_fd, rest, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno;
+		nfs_export_put(e);
+		snprintf(msg, msglen, "%.200s: %s", path, strerror(rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		nfs_export_put(e);
+		snprintf(msg, msglen, "%.200s is not a regular file", path);
+		return EINVAL;
+	}
+	/* The same handle the gateway hands to clients (nfsgw/fh.c). */
+	rc = fh_make(e->id, fd, "", &fh);
+	close(fd);
+	nfs_export_put(e);
+	if (rc < 0) {
+		snprintf(msg, msglen, "%.200s: cannot build its file handle: %s%s", path,
+			 strerror(-rc), rc == -EINVAL ? " (is the NFS gateway enabled?)" : "");
+		return -rc;
+	}
+	if (lease_nfs_fid(fh.data, fh.len, obj->key.fid, &obj->key.fid_len) < 0)
+		return fail(msg, msglen, EINVAL, "unexpected file handle layout");
+	*found = true;
+	return 0;
+}
+
+static void lease_result(FILE *body, bool json, bool held, const char *holder, uint64_t epoch)
+{
+	if (!json) {
+		fprintf(body, "%" PRIu64 "\n", epoch);
+		return;
+	}
+	fprintf(body, "{\"epoch\": %" PRIu64 ", \"held\": %s, \"holder\": \"", epoch,
+		held ? "true" : "false");
+	for (const unsigned char *p = (const unsigned char *)holder; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(body, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(body, "\\u%04x", *p);
+		else
+			fputc(*p, body);
+	}
+	fputs("\"}\n", body);
+}
+
+/* --mode lease: show | acquire | transfer | release (issue 5 item 1).
+ * The body of acquire/transfer/release is the resulting epoch (--json:
+ * {"epoch": N, "held": B, "holder": "..."}); a stale epoch is ESTALE. */
+static int exec_lease(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
+{
+	bool nfs = r->path[0] || r->file[0] || r->has_export_id;
+	bool scsi = r->has_tid || r->has_lun;
+	struct lease_info *obj, cur;
+	bool found = false;
+	uint64_t epoch = 0;
+	int ret;
+
+	if (nfs && scsi)
+		return fail(msg, msglen, EINVAL, "give --tid/--lun (iSCSI) or --path / --export-id "
+			    "--file (NFS), not both");
+	if (r->op == CTL_OP_SHOW && !nfs && !scsi) {
+		lease_show(body, r->json, NULL);
+		return 0;
+	}
+	switch (r->op) {
+	case CTL_OP_SHOW:
+	case CTL_OP_ACQUIRE:
+	case CTL_OP_TRANSFER:
+	case CTL_OP_RELEASE:
+		break;
+	default:
+		snprintf(msg, msglen, "operation '%s' is not supported in mode lease "
+			 "(show, acquire, transfer, release)", ctl_op_name(r->op));
+		return EINVAL;
+	}
+	if (!nfs && !scsi)
+		return fail(msg, msglen, EINVAL, "this operation needs --tid and --lun (iSCSI) or "
+			    "--path FILE / --export-id N --file RELPATH (NFS)");
+	if ((r->op == CTL_OP_TRANSFER || r->op == CTL_OP_RELEASE) && !r->has_epoch)
+		return fail(msg, msglen, EINVAL, "transfer and release need --epoch (the current "
+			    "epoch: the fencing token)");
+	if ((r->op == CTL_OP_ACQUIRE || r->op == CTL_OP_TRANSFER) && !r->holder[0])
+		return fail(msg, msglen, EINVAL, "acquire and transfer need --holder");
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return fail(msg, msglen, ENOMEM, "out of memory");
+	ret = nfs ? lease_nfs_object(r, obj, &found, msg, msglen)
+		  : lease_scsi_object(r, obj, &found, msg, msglen);
+	if (ret)
+		goto out;
+	switch (r->op) {
+	case CTL_OP_SHOW:
+		if (lease_show(body, r->json, &obj->key) == 0) {
+			snprintf(msg, msglen, "there is no lease on that %s", nfs ? "file" : "LUN");
+			ret = ENOENT;
+		}
+		break;
+	case CTL_OP_ACQUIRE:
+		if (!found) {
+			/* never lease what nobody can reach: the identity must be real */
+			snprintf(msg, msglen, "%s does not exist (a lease is taken on a live %s)",
+				 nfs ? obj->path : "that LUN", nfs ? "file" : "LUN");
+			ret = ENOENT;
+			break;
+		}
+		ret = lease_acquire(obj, r->holder, r->has_epoch, r->epoch, &epoch, msg, msglen);
+		if (!ret)
+			lease_result(body, r->json, true, r->holder, epoch);
+		break;
+	case CTL_OP_TRANSFER:
+		ret = lease_transfer(obj, r->holder, r->epoch, &epoch, msg, msglen);
+		if (!ret)
+			lease_result(body, r->json, true, r->holder, epoch);
+		break;
+	case CTL_OP_RELEASE:
+		ret = lease_release(obj, r->holder, r->epoch, msg, msglen);
+		if (!ret && lease_get(&obj->key, &cur) == 0)
+			lease_result(body, r->json, false, cur.holder, cur.epoch);
+		break;
+	default:
+		break;
+	}
+out:
+	free(obj);
+	return ret;
+}
+
 int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t msglen)
 {
 	int ret;
@@ -578,6 +853,9 @@ int control_execute(const struct ctl_request *r, FILE *body, char *msg, size_t m
 		break;
 	case CTL_MODE_LOCK:
 		ret = exec_lock(r, body, msg, msglen);
+		break;
+	case CTL_MODE_LEASE:
+		ret = exec_lease(r, body, msg, msglen);
 		break;
 	default:
 		return fail(msg, msglen, EINVAL, "unknown mode");
@@ -698,7 +976,10 @@ static void serve_one(int fd)
 	}
 	int code = control_execute(req, out, msg, sizeof(msg));
 	fclose(out);
-	if (code)
+	if (req->mode == CTL_MODE_LEASE && req->op != CTL_OP_SHOW)
+		/* lease changes are the fencing audit trail: always logged */
+		log_notice("control: lease %s: %s", ctl_op_name(req->op), msg);
+	else if (code)
 		log_info("control: %s %s: %s", ctl_mode_name(req->mode), ctl_op_name(req->op), msg);
 	else if (req->op != CTL_OP_SHOW)
 		log_info("control: %s %s done", ctl_mode_name(req->mode), ctl_op_name(req->op));

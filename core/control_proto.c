@@ -23,6 +23,7 @@ static const struct { const char *name; enum ctl_mode m; } mode_names[] = {
 	{ "account", CTL_MODE_ACCOUNT },
 	{ "export", CTL_MODE_EXPORT },
 	{ "lock", CTL_MODE_LOCK },
+	{ "lease", CTL_MODE_LEASE },
 };
 
 static const struct { const char *name; enum ctl_op o; } op_names[] = {
@@ -33,6 +34,9 @@ static const struct { const char *name; enum ctl_op o; } op_names[] = {
 	{ "unbind", CTL_OP_UNBIND },
 	{ "update", CTL_OP_UPDATE },
 	{ "dump", CTL_OP_DUMP },
+	{ "acquire", CTL_OP_ACQUIRE },
+	{ "transfer", CTL_OP_TRANSFER },
+	{ "release", CTL_OP_RELEASE },
 };
 
 enum ctl_mode ctl_mode_parse(const char *s)
@@ -66,6 +70,7 @@ const char *ctl_mode_name(enum ctl_mode m)
 	case CTL_MODE_ACCOUNT: return "account";
 	case CTL_MODE_EXPORT: return "export";
 	case CTL_MODE_LOCK: return "lock";
+	case CTL_MODE_LEASE: return "lease";
 	default: return "none";
 	}
 }
@@ -189,6 +194,12 @@ int ctl_request_encode(const struct ctl_request *r, char *buf, size_t len)
 		ob_kv(&o, "clients", r->clients);
 	if (r->export_line[0])
 		ob_kv(&o, "export", r->export_line);
+	if (r->holder[0])
+		ob_kv(&o, "holder", r->holder);
+	if (r->has_epoch)
+		ob_kv_u64(&o, "epoch", r->epoch);
+	if (r->file[0])
+		ob_kv(&o, "file", r->file);
 	ob_putc(&o, '\n');
 	if (o.overflow)
 		return -1;
@@ -275,12 +286,13 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 enum { F_MODE, F_OP, F_TID, F_LUN, F_SID, F_BS, F_FORCE, F_JSON, F_TNAME, F_BSTORE,
        F_BSTYPE, F_IADDR, F_INAME, F_PARAMS, F_CID, F_OUTGOING, F_USER, F_PASSWORD,
-       F_EXPORT_ID, F_PATH, F_CLIENTS, F_EXPORT, F_COUNT };
+       F_EXPORT_ID, F_PATH, F_CLIENTS, F_EXPORT, F_HOLDER, F_EPOCH, F_FILE, F_COUNT };
 
 static const char *const field_names[F_COUNT] = {
 	"mode", "op", "tid", "lun", "sid", "blocksize", "force", "json", "targetname",
 	"backing-store", "bstype", "initiator-address", "initiator-name", "params",
 	"cid", "outgoing", "user", "password", "export-id", "path", "clients", "export",
+	"holder", "epoch", "file",
 };
 
 int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
@@ -419,6 +431,15 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 			r->has_export_id = true;
 			r->export_id = (uint32_t)u;
 			break;
+		case F_EPOCH:
+			/* core/lease.h: the fencing token, any 64-bit value */
+			if (parse_u64(val, UINT64_MAX, &u) < 0) {
+				set_err(err, errlen, "invalid epoch '%.40s' (0..18446744073709551615)", val);
+				return -1;
+			}
+			r->has_epoch = true;
+			r->epoch = u;
+			break;
 		case F_FORCE:
 		case F_JSON:
 		case F_OUTGOING:
@@ -444,6 +465,8 @@ int ctl_request_decode(const char *buf, size_t len, struct ctl_request *r,
 		case F_PATH: dst = r->path; cap = sizeof(r->path); break;
 		case F_CLIENTS: dst = r->clients; cap = sizeof(r->clients); break;
 		case F_EXPORT: dst = r->export_line; cap = sizeof(r->export_line); break;
+		case F_HOLDER: dst = r->holder; cap = sizeof(r->holder); break;
+		case F_FILE: dst = r->file; cap = sizeof(r->file); break;
 		}
 		if (dst) {
 			if (strlen(val) >= cap) {

@@ -9,7 +9,8 @@
  * body runs to EOF.  Keys are the tgtadm option names (mode, op, tid, lun,
  * targetname, backing-store, bstype, blocksize, initiator-address,
  * initiator-name, force, json, params, sid, cid, user, password, outgoing;
- * for NFS exports: path, clients, export, export-id).  Values are percent-encoded
+ * for NFS exports: path, clients, export, export-id; for leases: holder,
+ * epoch, file).  Values are percent-encoded
  * ("%0A") for '%', control characters and DEL so that a value can never end a
  * line early.  errno is 0 on success or a positive errno (ENOENT, EEXIST,
  * EBUSY, EINVAL ...); the message is one line.  A request is at most
@@ -30,6 +31,7 @@
 #define CTL_USER_MAX    256     /* CHAP_N / secrets: 255 bytes + NUL */
 #define CTL_CLIENTS_MAX 4096    /* NFS export client list "SPEC(opts) SPEC(opts) ..." */
 #define CTL_LINE_MAX    (CTL_PATH_MAX + CTL_CLIENTS_MAX)  /* exports(5) line */
+#define CTL_HOLDER_MAX  256     /* lease holder: initiator name, address or AUTH_SYS machine name */
 #define CTL_DEFAULT_SOCKET "/run/ringstor/ringstord.sock"
 
 enum ctl_mode {
@@ -42,6 +44,7 @@ enum ctl_mode {
 	CTL_MODE_ACCOUNT,   /* "account" (CHAP) */
 	CTL_MODE_EXPORT,    /* "export" (NFS, --lld nfs) */
 	CTL_MODE_LOCK,      /* "lock" (NFS NLM locks, --lld nfs) */
+	CTL_MODE_LEASE,     /* "lease" (image leases, iSCSI LUs and NFS files; core/lease.h) */
 };
 
 enum ctl_op {
@@ -53,6 +56,9 @@ enum ctl_op {
 	CTL_OP_UNBIND,
 	CTL_OP_UPDATE,
 	CTL_OP_DUMP,        /* running configuration as a config file */
+	CTL_OP_ACQUIRE,     /* mode lease */
+	CTL_OP_TRANSFER,    /* mode lease */
+	CTL_OP_RELEASE,     /* mode lease */
 };
 
 struct ctl_request {
@@ -86,6 +92,14 @@ struct ctl_request {
 	char path[CTL_PATH_MAX];
 	char clients[CTL_CLIENTS_MAX];
 	char export_line[CTL_LINE_MAX];
+	/* mode lease: the holder (initiator name; NFS: client address or
+	 * AUTH_SYS machine name), the epoch the caller last saw (the fencing
+	 * token), and an NFS file as a path relative to export-id's root
+	 * (or --path: the file's absolute server path). */
+	char holder[CTL_HOLDER_MAX];
+	bool has_epoch;
+	uint64_t epoch;
+	char file[CTL_PATH_MAX];
 };
 
 /* Names <-> enums.  Parsers return NONE for unknown words. */

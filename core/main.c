@@ -21,6 +21,7 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/sdnotify.h"
 #include "core/state.h"
 #include "core/version.h"
 #include "core/workpool.h"
@@ -505,16 +506,23 @@ int main(int argc, char **argv)
 	}
 	log_notice("ringstord %s ready: %d reactor%s, control socket %s", RINGSTOR_VERSION,
 		   threads, threads > 1 ? "s" : "", control_path);
+	/* systemd Type=notify (sd_notify(3)): the portals are listening and the
+	 * reactors run, so initiators can connect now. */
+	rs_notifyf("READY=1\nSTATUS=%d portal%s, %d reactor%s", cfg.nportals,
+		   cfg.nportals > 1 ? "s" : "", threads, threads > 1 ? "s" : "");
 
 	for (;;) {
 		int sig;
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			rs_notify_reloading("reloading the configuration");
 			log_notice("SIGHUP: configuration reload is not implemented yet; ignored");
+			rs_notify_ready("configuration unchanged");
 			continue;
 		}
 		log_notice("signal %d: shutting down", sig);
+		rs_notify_stopping("shutting down");
 		break;
 	}
 

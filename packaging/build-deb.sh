@@ -15,7 +15,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 version=$(sed -n 's/^#define RINGSTOR_VERSION "\(.*\)"$/\1/p' core/version.h)
-debversion=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+debversion=$(sed -n '1s/^ringstor (\([^)]*\)).*/\1/p' packaging/debian/changelog)
 if [ -z "$version" ]; then
 	echo "build-deb: cannot read RINGSTOR_VERSION from core/version.h" >&2
 	exit 1
@@ -36,18 +36,38 @@ tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' \
 cp -a packaging/debian "$src/debian"
 
 cd "$src"
-if ! dpkg-checkbuilddeps; then
-	echo "build-deb: install the build dependencies first, e.g." >&2
-	echo "  apt-get install debhelper devscripts lintian scdoc pkg-config liburing-dev libconfig-dev libssl-dev libnfs-dev libiscsi-dev libcmocka-dev" >&2
-	exit 1
+# Missing tools and build dependencies: installed with apt when we are root
+# (like `make deps`), otherwise listed.
+need=""
+command -v dpkg-buildpackage >/dev/null || need="$need dpkg-dev"
+command -v dh >/dev/null || need="$need debhelper"
+[ "${LINTIAN:-1}" = 0 ] || command -v lintian >/dev/null || need="$need lintian"
+if [ -n "$need" ] || ! dpkg-checkbuilddeps >/dev/null 2>&1; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "build-deb: missing:$need; as root run: apt-get install$need &&" \
+		     "apt-get build-dep $src" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	if [ -n "$need" ]; then
+		apt-get install -y -q --no-install-recommends $need ||
+			{ apt-get update -q && apt-get install -y -q --no-install-recommends $need; }
+	fi
+	apt-get build-dep -y -q ./ || { apt-get update -q && apt-get build-dep -y -q ./; }
+	dpkg-checkbuilddeps
 fi
+# Parallel by default (dh honours parallel=N).
+case " ${DEB_BUILD_OPTIONS:-} " in
+*" parallel="*) ;;
+*) export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)";;
+esac
 dpkg-buildpackage -us -uc -b
 
 cd "$out"
 changes=$(ls ./*.changes)
 if [ "${LINTIAN:-1}" != 0 ] && command -v lintian >/dev/null; then
 	# Errors fail the build; warnings and notes are shown.
-	lintian --fail-on error --info --display-info "$changes"
+	lintian --fail-on error --display-info "$changes"
 fi
 echo "build-deb: packages in $out:"
 ls -1 "$out"/*.deb

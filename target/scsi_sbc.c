@@ -158,15 +158,10 @@ void sbc_read_capacity16(struct scsi_cmd *cmd)
 	if (!(b = alloc_or_fail(cmd, 32)))
 		return;
 	/* SBC-3 5.16: last LBA, block length, no protection (P_TYPE/PROT_EN 0),
-	 * LBPME/LBPRZ for thin LUs, LOWEST ALIGNED LBA 0.  LOGICAL BLOCKS PER
-	 * PHYSICAL BLOCK EXPONENT: the stores work in 4 KiB pages (page cache,
-	 * file system blocks, hole punching, SEEK_HOLE), so a 512-byte LU has
-	 * 4 KiB physical blocks (exponent 3), as the Block Limits VPD page's
-	 * granularities already say. */
+	 * LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0, LBPME/LBPRZ for thin
+	 * LUs, LOWEST ALIGNED LBA 0. */
 	put_be64(b, nb - 1);
 	put_be32(b + 8, cmd->lu->block_size);
-	for (uint32_t pb = cmd->lu->block_size; pb < 4096; pb <<= 1)
-		b[13]++;
 	if (scsi_lu_thin(cmd->lu))
 		b[14] = 0x80 | 0x40;
 	scsi_data_in_done(cmd, 32, alloc);

@@ -10,8 +10,8 @@
 #     daemon restart (handle still valid, verifier changed), forged and
 #     truncated handles (BADHANDLE), STALE after REMOVE, LOOKUP ".." at the
 #     export root, WRITE stable_how/committed, COMMIT verifier.
-# Runs tests/nfsgw_driver.c (built here against the archive) until ringstord
-# has its NFS options.  Env: BUILD.  Exit 0 pass, 1 fail, 77 skip.
+# Runs the real daemon (build/ringstord --nfs-listen ... --portmap ADDR:PORT).
+# Env: BUILD.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 
 # A private network namespace: port 111 and 2049 are ours whatever runs on
@@ -24,15 +24,11 @@ if [ -n "${RS_IN_NETNS:-}" ]; then
 fi
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nfs_lib.sh"
 
 command -v python3 >/dev/null || skip "python3 not installed"
 command -v nfs-ls >/dev/null || skip "libnfs-utils (nfs-ls) not installed"
-[ -f "$BUILD/libringstor.a" ] || fail "build $BUILD/libringstor.a first"
-CC=${CC:-cc}
-DRIVER=$T/nfsgw_driver
-$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -I"$TOP" -o "$DRIVER" "$TOP/tests/nfsgw_driver.c" \
-	"$BUILD/libringstor.a" -luring -lconfig -lcrypto -lnfs $( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
-	|| fail "cannot build the driver"
+[ -x "$RINGSTORD" ] || fail "build $RINGSTORD first"
 
 if [ -n "${RS_IN_NETNS:-}" ]; then
 	NFSP=2049; MNTP=20048; PMP=111
@@ -43,29 +39,13 @@ EXP=$T/export
 mkdir -p "$EXP/dir1" "$T/state"
 echo "hello from ringstor" >"$EXP/file1"
 Q="?nfsport=$NFSP&mountport=$MNTP"
+NFSD_WAIT_PORT=$NFSP
 
 start_gw() {
-	"$DRIVER" --bind 127.0.0.1 --nfs-port "$NFSP" --mount-port "$MNTP" --portmap-port "$PMP" \
-		--state-dir "$T/state" --threads 2 --log-level info \
-		--export "$EXP 127.0.0.1(rw,insecure,no_root_squash,sync)" >"$T/driver.out" 2>>"$T/daemon.log" &
-	DAEMON_PID=$!
-	for _ in $(seq 100); do
-		grep -q READY "$T/driver.out" 2>/dev/null && return 0
-		kill -0 "$DAEMON_PID" 2>/dev/null || fail "driver exited at startup"
-		sleep 0.1
-	done
-	fail "driver not ready"
+	start_nfsd --nfs-listen "127.0.0.1:$NFSP" --mount-port "$MNTP" --portmap "127.0.0.1:$PMP" \
+		--nfs-export "$EXP 127.0.0.1(rw,insecure,no_root_squash,sync)"
 }
-
-stop_gw() {
-	kill -0 "$DAEMON_PID" || fail "driver died"
-	kill -TERM "$DAEMON_PID"
-	for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$DAEMON_PID" 2>/dev/null && fail "driver did not stop on SIGTERM"
-	wait "$DAEMON_PID" || fail "driver exit status $?"
-	DAEMON_PID=""
-	: >"$T/driver.out"
-}
+stop_gw() { stop_nfsd; }
 
 start_gw
 ok "gateway up: nfs $NFSP, mount $MNTP, portmap $PMP${RS_IN_NETNS:+ (own network namespace)}"

@@ -6,35 +6,31 @@
 # oversized records on the NFS port, then libnfs's own tools (nfs-ls, nfs-cat,
 # nfs-cp) with ?nfsport=&mountport= URLs, and a clean SIGTERM shutdown.
 #
-# Runs tests/nfsgw_driver.c (built here against the archive) until ringstord
-# has its NFS options.  Env: BUILD.  Exit 0 pass, 1 fail, 77 skip.
+# Then: exports added, updated and deleted live with ringstoradm; a second
+# daemon configured through the config file's nfs section (listen list with
+# IPv4 and IPv6, mount_port, portmap = "off"): NFS over IPv6, and no
+# portmapper anywhere.
+#
+# Runs the real daemon (build/ringstord).  Env: BUILD.  Exit 0 pass, 1 fail,
+# 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nfs_lib.sh"
 
 command -v python3 >/dev/null || skip "python3 not installed"
-[ -f "$BUILD/libringstor.a" ] || fail "build $BUILD/libringstor.a first"
-CC=${CC:-cc}
-DRIVER=$T/nfsgw_driver
-$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -I"$TOP" -o "$DRIVER" "$TOP/tests/nfsgw_driver.c" \
-	"$BUILD/libringstor.a" -luring -lconfig -lcrypto -lnfs $( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
-	|| fail "cannot build the driver"
+[ -x "$RINGSTORD" ] || fail "build $RINGSTORD first"
 
 NFSP=$(free_port); MNTP=$(free_port); PMP=$(free_port)
 EXP=$T/export; SEC=$T/secure
 mkdir -p "$EXP/dir1" "$SEC" "$T/state"
 echo "hello from ringstor" >"$EXP/file1"
 
-"$DRIVER" --bind 127.0.0.1 --nfs-port "$NFSP" --mount-port "$MNTP" --portmap-port "$PMP" \
-	--state-dir "$T/state" --threads 2 --log-level info \
-	--export "$EXP 127.0.0.1(rw,insecure,no_root_squash) *(ro)" \
-	--export "$SEC 127.0.0.1(rw)" >"$T/driver.out" 2>"$T/daemon.log" &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-	grep -q READY "$T/driver.out" 2>/dev/null && break
-	kill -0 "$DAEMON_PID" 2>/dev/null || fail "driver exited at startup"
-	sleep 0.1
-done
-grep -q "READY portmap=builtin" "$T/driver.out" || fail "driver not ready with the built-in portmapper"
+NFSD_WAIT_PORT=$NFSP
+start_nfsd --nfs-listen "127.0.0.1:$NFSP" --mount-port "$MNTP" --portmap "127.0.0.1:$PMP" \
+	--nfs-export "$EXP 127.0.0.1(rw,insecure,no_root_squash) *(ro)" \
+	--nfs-export "$SEC 127.0.0.1(rw)"
+grep -q "NFS 127.0.0.1:$NFSP (MOUNT port $MNTP, portmapper built in)" "$T/daemon.log" ||
+	fail "daemon not serving NFS with the built-in portmapper"
 ok "gateway up: nfs $NFSP, mount $MNTP, portmap $PMP"
 
 cat >"$T/rpc.py" <<'PY'
@@ -228,13 +224,119 @@ else
 	echo "nfs-ls not installed: libnfs client checks skipped"
 fi
 
-kill -0 "$DAEMON_PID" || fail "driver died"
-kill -TERM "$DAEMON_PID"
-for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$DAEMON_PID" 2>/dev/null && fail "driver did not stop on SIGTERM"
-wait "$DAEMON_PID"; rc=$?
-[ $rc -eq 0 ] || fail "driver exit status $rc"
+# ------------------------------------------- exports changed live (ringstoradm)
+[ -x "$RINGSTORADM" ] || fail "build $RINGSTORADM first"
+LIVE=$T/live
+mkdir -p "$LIVE"
+echo "live data" >"$LIVE/f"
+cat >"$T/mnt.py" <<'PY'
+import socket, struct, sys
+# MNT over TCP on the MOUNT port: prints the mountstat3
+port, path = int(sys.argv[1]), sys.argv[2]
+def p32(v): return struct.pack(">I", v)
+def pstr(b): return p32(len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
+body = p32(0) + pstr(b"t") + p32(0) + p32(0) + p32(0)
+m = p32(7) + p32(0) + p32(2) + p32(100005) + p32(3) + p32(1) + p32(1) + pstr(body) + p32(0) + p32(0) + pstr(path.encode())
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(p32(0x80000000 | len(m)) + m)
+h = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0] & 0x7fffffff
+r = s.recv(h, socket.MSG_WAITALL)
+vl = struct.unpack(">I", r[16:20])[0]
+print(struct.unpack(">I", r[24 + vl:28 + vl])[0])
+PY
+mntst() { python3 "$T/mnt.py" "$MNTP" "$1"; }
+[ "$(mntst "$LIVE")" = 13 ] || fail "an unexported directory mounts"
+ADM --lld nfs --mode export --op new --export-id 4242 --path "$LIVE" \
+	--clients '127.0.0.1(rw,insecure)' >"$T/adm.out" 2>&1 || fail "export new: $(cat "$T/adm.out")"
+[ "$(mntst "$LIVE")" = 0 ] || fail "export added live does not mount"
+ADM --lld nfs --mode export --op show >"$T/adm.out" 2>&1 || fail "export show"
+grep -qF "$LIVE" "$T/adm.out" && grep -q 4242 "$T/adm.out" || fail "export show: $(cat "$T/adm.out")"
+if command -v nfs-cat >/dev/null; then
+	out=$(nfs-cat "nfs://127.0.0.1$LIVE/f?nfsport=$NFSP&mountport=$MNTP" 2>&1) || fail "nfs-cat live: $out"
+	[ "$out" = "live data" ] || fail "nfs-cat live export: $out"
+fi
+ok "ringstoradm --op new --export-id 4242: mounts and reads at once"
+ADM --lld nfs --mode export --op update --export-id 4242 --clients '10.9.9.9(rw)' >"$T/adm.out" 2>&1 ||
+	fail "export update: $(cat "$T/adm.out")"
+[ "$(mntst "$LIVE")" = 13 ] || fail "client still allowed after --op update"
+ADM --lld nfs --mode export --op update --export-id 4242 --clients '127.0.0.1(ro,insecure)' >"$T/adm.out" 2>&1 ||
+	fail "export update: $(cat "$T/adm.out")"
+[ "$(mntst "$LIVE")" = 0 ] || fail "client refused after --op update"
+if command -v nfs-cp >/dev/null; then
+	echo x >"$T/small"
+	nfs-cp "$T/small" "nfs://127.0.0.1$LIVE/new?nfsport=$NFSP&mountport=$MNTP" >/dev/null 2>&1 &&
+		fail "a write to an export updated to ro succeeded"
+	[ -e "$LIVE/new" ] && fail "ro export: file created"
+fi
+ok "ringstoradm --op update: client list and ro take effect live"
+ADM --lld nfs --mode export --op delete --export-id 4242 >"$T/adm.out" 2>&1 || fail "export delete: $(cat "$T/adm.out")"
+[ "$(mntst "$LIVE")" = 13 ] || fail "deleted export still mounts"
+ADM --lld nfs --mode export --op show --export-id 4242 >"$T/adm.out" 2>&1 && fail "show of a deleted export"
+ok "ringstoradm --op delete --export-id: MNT refused (ACCES)"
+
+stop_nfsd
 grep -q "stopped" "$T/daemon.log" || fail "no clean stop"
-grep -E "ERROR|runtime error|AddressSanitizer" "$T/daemon.log" && fail "sanitizer report"
-DAEMON_PID=""
+check_daemon_log
 ok "clean shutdown"
+
+# ------------------- the config file's spelling: listen list, IPv6, portmap off
+NFSP2=$(free_port); MNTP2=$(free_port)
+have_v6=0
+python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null && have_v6=1
+if [ $have_v6 = 1 ]; then L6=", \"[::1]:$NFSP2\""; else L6=""; fi
+cat >"$T/nfs.conf" <<CONF
+nfs = {
+    enabled = true;
+    listen = [ "127.0.0.1:$NFSP2"$L6 ];
+    mount_port = $MNTP2;
+    portmap = "off";
+    exports = ( "$EXP 127.0.0.1(rw,insecure) ::1(rw,insecure)" );
+};
+CONF
+"$RINGSTORD" --check-config -c "$T/nfs.conf" >"$T/check.out" 2>&1 || fail "--check-config: $(cat "$T/check.out")"
+NFSD_CONF=$T/nfs.conf NFSD_WAIT_PORT=$NFSP2 start_nfsd
+[ "$(python3 "$T/mnt.py" "$MNTP2" "$EXP")" = 0 ] || fail "MNT on the config's mount_port"
+[ "$(python3 "$T/mnt.py" "$NFSP2" "$EXP")" = 0 ] || fail "MNT on the config's listen port"
+ok "config nfs.listen / mount_port: MOUNT on both ports"
+if [ $have_v6 = 1 ]; then
+	python3 - "$NFSP2" "$EXP" <<'PY' || fail "NFS over IPv6"
+import socket, struct, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+def p32(v): return struct.pack(">I", v)
+def pstr(b): return p32(len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
+def call(s, xid, prog, vers, proc, args):
+    body = p32(0) + pstr(b"t") + p32(0) + p32(0) + p32(0)
+    m = p32(xid) + p32(0) + p32(2) + p32(prog) + p32(vers) + p32(proc) + p32(1) + pstr(body) + p32(0) + p32(0) + args
+    s.sendall(p32(0x80000000 | len(m)) + m)
+    h = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0] & 0x7fffffff
+    r = s.recv(h, socket.MSG_WAITALL)
+    vl = struct.unpack(">I", r[16:20])[0]
+    assert struct.unpack(">I", r[20 + vl:24 + vl])[0] == 0
+    return r[24 + vl:]
+s = socket.create_connection(("::1", port), timeout=5)
+r = call(s, 1, 100005, 3, 1, pstr(path.encode()))
+assert struct.unpack(">I", r[:4])[0] == 0, "MNT over IPv6"
+n = struct.unpack(">I", r[4:8])[0]
+fh = r[8:8 + n]
+r = call(s, 2, 100003, 3, 1, pstr(fh))
+assert struct.unpack(">I", r[:4])[0] == 0, "GETATTR over IPv6"
+print("ok: IPv6 listen [::1]:%d: MNT and GETATTR" % port)
+PY
+else
+	echo "no IPv6 loopback: IPv6 listen check skipped"
+fi
+# Every socket the daemon listens on: iSCSI, NFS, MOUNT and NLM (its
+# default port 32803, once NLM is built in), no portmapper.
+if command -v ss >/dev/null; then
+	ports=$(ss -Hltnup 2>/dev/null | grep "pid=$DAEMON_PID," | awk '{print $5}' | sed 's/.*://' | sort -un | tr '\n' ' ')
+	for p in $ports; do
+		case " $PORT $NFSP2 $MNTP2 32803 " in *" $p "*) ;; *) fail "unexpected listener on port $p ($ports)";; esac
+	done
+	case " $ports " in *" $MNTP2 "*) ;; *) fail "no MOUNT listener ($ports)";; esac
+else
+	echo "ss not installed: listener check skipped"
+fi
+ok "portmap = \"off\": no portmapper"
+stop_nfsd
+check_daemon_log
+ok "clean shutdown (config-file daemon)"

@@ -547,7 +547,6 @@ static void test_read_capacity(void **state)
 	assert_int_equal(cmd.data_in_len, 32);
 	assert_int_equal(be64(cmd.data_in), NULL_BLOCKS - 1);
 	assert_int_equal(be32(cmd.data_in + 8), 512);
-	assert_int_equal(cmd.data_in[13] & 0x0f, 3);      /* 8 x 512 per 4 KiB physical block */
 	assert_int_equal(cmd.data_in[14], 0xc0);          /* LBPME, LBPRZ */
 	scsi_cmd_release(&cmd);
 	wbe32(&rc16[10], 12);

@@ -1,0 +1,1561 @@
+/* migrate.c - see migrate.h. */
+#include "companion/migrate.h"
+#include "companion/journal.h"
+#include "companion/preflight.h"
+#include "companion/probe.h"
+#include "companion/qmp.h"
+#include "companion/run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QMP_TIMEOUT_MS   10000
+#define ADM_TIMEOUT_S    30
+#define MAX_LEASES       JOURNAL_MAX_LEASES
+
+/* ------------------------------------------------------------ helpers */
+
+static char **strv_end(char **v, size_t n)
+{
+	char **nv = realloc(v, (n + 1) * sizeof(*nv));
+	if (!nv) {
+		fputs("ringstor-migrate: out of memory\n", stderr);
+		abort();
+	}
+	nv[n] = NULL;
+	return nv;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool ssh_like(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	return strstr(base ? base + 1 : argv0, "ssh") != NULL;
+}
+
+char **host_argv(const char *rsh, const char *host, char *const *words, size_t n)
+{
+	char **w = NULL;
+	size_t k = 0;
+	if (!host || strcmp(host, PREFLIGHT_LOCAL_HOST) == 0) {
+		for (size_t i = 0; i < n; i++)
+			strv_push(&w, &k, words[i]);
+		return strv_end(w, k);
+	}
+	if (!rsh)
+		rsh = PREFLIGHT_DEFAULT_RSH;
+	if (cmdline_split(rsh, strlen(rsh), &w, &k) < 0 || k == 0) {
+		strv_free(w, k);
+		return NULL;
+	}
+	strv_push(&w, &k, host);
+	if (ssh_like(w[0])) {
+		/* ssh hands its arguments to the remote shell as one line. */
+		struct strbuf cmd = {0};
+		for (size_t i = 0; i < n; i++) {
+			char *q = shell_quote(words[i]);
+			sb_printf(&cmd, "%s%s", i ? " " : "", q ? q : "''");
+			free(q);
+		}
+		strv_push(&w, &k, cmd.buf ? cmd.buf : "");
+		sb_free(&cmd);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			strv_push(&w, &k, words[i]);
+	}
+	return strv_end(w, k);
+}
+
+static char *argv_text(char *const *argv)
+{
+	struct strbuf sb = {0};
+	for (size_t i = 0; argv && argv[i]; i++) {
+		char *q = shell_quote(argv[i]);
+		sb_printf(&sb, "%s%s", i ? " " : "", q ? q : "?");
+		free(q);
+	}
+	if (!sb.buf)
+		sb_append(&sb, "", 0);
+	return sb.buf;
+}
+
+static void last_line(const struct strbuf *sb, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (!sb->buf)
+		return;
+	size_t n = sb->len;
+	while (n && (sb->buf[n - 1] == '\n' || sb->buf[n - 1] == '\r'))
+		n--;
+	size_t s = n;
+	while (s && sb->buf[s - 1] != '\n')
+		s--;
+	snprintf(buf, len, "%.*s", (int)(n - s), sb->buf + s);
+}
+
+/* ------------------------------------------------ QEMU command lines */
+
+static bool opt_is(const char *w, const char *name)
+{
+	if (w[0] == '-' && w[1] == '-')
+		w++;
+	return strcmp(w, name) == 0;
+}
+
+/* Value of key in a QEMU option string (",," is a literal comma). */
+static char *qopt_value(const char *s, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = s;
+	while (*p) {
+		struct strbuf item = {0};
+		while (*p) {
+			if (*p == ',' && p[1] == ',') {
+				sb_append(&item, ",", 1);
+				p += 2;
+			} else if (*p == ',') {
+				p++;
+				break;
+			} else {
+				sb_append(&item, p, 1);
+				p++;
+			}
+		}
+		if (item.buf && strncmp(item.buf, key, klen) == 0 && item.buf[klen] == '=') {
+			char *r = xstrdup(item.buf + klen + 1);
+			sb_free(&item);
+			return r;
+		}
+		sb_free(&item);
+	}
+	return NULL;
+}
+
+char *qemu_cmdline_initiator(const char *cmdline, size_t len)
+{
+	char **w = NULL;
+	size_t n = 0;
+	char *r = NULL;
+	if (cmdline_split(cmdline, len, &w, &n) < 0)
+		return NULL;
+	for (size_t i = 0; i + 1 < n; i++)
+		if (opt_is(w[i], "-iscsi")) {
+			free(r);
+			r = qopt_value(w[i + 1], "initiator-name");
+		}
+	strv_free(w, n);
+	return r;
+}
+
+char *qemu_cmdline_qmp_path(const char *cmdline, size_t len)
+{
+	char **w = NULL;
+	size_t n = 0;
+	char *r = NULL;
+	if (cmdline_split(cmdline, len, &w, &n) < 0)
+		return NULL;
+	for (size_t i = 0; i + 1 < n && !r; i++)
+		if (opt_is(w[i], "-qmp") && strncmp(w[i + 1], "unix:", 5) == 0)
+			r = strndup(w[i + 1] + 5, strcspn(w[i + 1] + 5, ","));
+	strv_free(w, n);
+	return r;
+}
+
+char **qemu_dest_argv(const char *cmdline, size_t len, const char *qmp, const char *pidfile, const char *initiator,
+		      char *err, size_t errlen)
+{
+	char **w = NULL;
+	size_t n = 0;
+	if (cmdline_split(cmdline, len, &w, &n) < 0) {
+		snprintf(err, errlen, "QEMU command line: unbalanced quotes");
+		return NULL;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "QEMU command line is empty");
+		return NULL;
+	}
+	if (strchr(qmp, ',')) {
+		snprintf(err, errlen, "QMP socket path must not contain a comma: %s", qmp);
+		strv_free(w, n);
+		return NULL;
+	}
+	char **o = NULL;
+	size_t k = 0;
+	strv_push(&o, &k, w[0]);
+	for (size_t i = 1; i < n; i++) {
+		const char *a = w[i];
+		bool has_arg = i + 1 < n;
+		/* Ours to set on the destination: its own monitor, daemonized,
+		 * paused, waiting for the incoming stream. */
+		if ((opt_is(a, "-qmp") || opt_is(a, "-pidfile") || opt_is(a, "-incoming")) && has_arg) {
+			i++;
+			continue;
+		}
+		if (opt_is(a, "-daemonize") || opt_is(a, "-S"))
+			continue;
+		if (opt_is(a, "-iscsi") && has_arg) {
+			/* Keep the other -iscsi settings (user, header digest), drop
+			 * the initiator name: each host needs its own (the lease
+			 * holder is the initiator). */
+			struct strbuf keep = {0};
+			const char *p = w[i + 1];
+			while (*p) {
+				size_t m = 0;
+				while (p[m] && !(p[m] == ',' && p[m + 1] != ','))
+					m += (p[m] == ',' ? 2 : 1);
+				if (strncmp(p, "initiator-name=", 15) != 0)
+					sb_printf(&keep, "%s%.*s", keep.len ? "," : "", (int)m, p);
+				p += m;
+				if (*p == ',')
+					p++;
+			}
+			if (keep.len) {
+				strv_push(&o, &k, "-iscsi");
+				strv_push(&o, &k, keep.buf);
+			}
+			sb_free(&keep);
+			i++;
+			continue;
+		}
+		strv_push(&o, &k, a);
+	}
+	strv_free(w, n);
+	char *q = NULL;
+	if (asprintf(&q, "unix:%s,server=on,wait=off", qmp) < 0)
+		abort();
+	strv_push(&o, &k, "-qmp");
+	strv_push(&o, &k, q);
+	free(q);
+	strv_push(&o, &k, "-daemonize");
+	strv_push(&o, &k, "-pidfile");
+	strv_push(&o, &k, pidfile);
+	strv_push(&o, &k, "-incoming");
+	strv_push(&o, &k, "defer");
+	strv_push(&o, &k, "-S");
+	if (initiator && *initiator) {
+		if (strchr(initiator, ',')) {
+			snprintf(err, errlen, "initiator name must not contain a comma: %s", initiator);
+			strv_free(o, k);
+			return NULL;
+		}
+		char *iv = NULL;
+		if (asprintf(&iv, "initiator-name=%s", initiator) < 0)
+			abort();
+		strv_push(&o, &k, "-iscsi");
+		strv_push(&o, &k, iv);
+		free(iv);
+	}
+	return strv_end(o, k);
+}
+
+/* ---------------------------------------------------------- leases */
+
+int lease_spec_args(const char *spec, char ***v, size_t *n)
+{
+	if (!spec || !*spec)
+		return -1;
+	const char *p = spec;
+	while (*p) {
+		size_t m = strcspn(p, ",");
+		const char *eq = memchr(p, '=', m);
+		if (!eq || eq == p || eq == p + m - 1)
+			return -1;
+		char *k = NULL, *val = NULL;
+		if (asprintf(&k, "--%.*s", (int)(eq - p), p) < 0)
+			abort();
+		val = strndup(eq + 1, (size_t)(p + m - eq - 1));
+		if (!val)
+			abort();
+		for (const char *c = k + 2; *c; c++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789-_", *c)) {
+				free(k);
+				free(val);
+				return -1;
+			}
+		strv_push(v, n, k);
+		strv_push(v, n, val);
+		free(k);
+		free(val);
+		p += m;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static const struct json_value *lease_obj(const struct json_value *v)
+{
+	if (!v)
+		return NULL;
+	if (v->type == JSON_ARRAY)
+		return lease_obj(json_at(v, 0));
+	if (v->type != JSON_OBJECT)
+		return NULL;
+	if (json_get(v, "lease"))
+		return lease_obj(json_get(v, "lease"));
+	if (json_get(v, "leases"))
+		return lease_obj(json_get(v, "leases"));
+	return v;
+}
+
+int lease_parse_show(const char *text, size_t len, struct lease_info *li, char *err, size_t errlen)
+{
+	memset(li, 0, sizeof(*li));
+	char perr[128];
+	struct json_value *v = json_parse(text, len, perr, sizeof(perr));
+	if (!v) {
+		snprintf(err, errlen, "lease show: not JSON: %s", perr);
+		return -1;
+	}
+	const struct json_value *o = lease_obj(v);
+	if (!o) {
+		/* an empty list: no lease on this image */
+		json_free(v);
+		return 0;
+	}
+	const char *h = json_str(json_get(o, "holder"));
+	bool held = h && *h;
+	bool b;
+	if (json_bool(json_get(o, "held"), &b))
+		held = b && h && *h;
+	const char *state = json_str(json_get(o, "state"));
+	if (state && (strcmp(state, "free") == 0 || strcmp(state, "released") == 0))
+		held = false;
+	li->held = held;
+	if (held)
+		snprintf(li->holder, sizeof(li->holder), "%s", h);
+	if (!json_u64(json_get(o, "epoch"), &li->epoch))
+		li->epoch = 0;
+	json_free(v);
+	return 0;
+}
+
+/* ------------------------------------------------------ the context */
+
+struct mctx {
+	const char *driver, *vm, *source, *dest, *appliance, *rsh, *remote_cmd, *self_exe, *adm;
+	const char *qmp_source, *qmp_dest, *dest_pidfile, *source_holder, *dest_holder;
+	const char *dest_addr;
+	int port;
+	char **lease_specs;
+	size_t nleases;
+	uint64_t epoch[MAX_LEASES];       /* the source's */
+	bool transferred[MAX_LEASES];     /* now with the destination */
+	uint64_t new_epoch[MAX_LEASES];
+	bool source_was_running;
+	bool dest_started;
+	struct qmp src, dst;
+	bool src_open, dst_open, src_tried, dst_tried;
+	struct journal j;
+	bool journal_ok;
+	FILE *out, *err;
+	int timeout_s;
+	bool progress;
+};
+
+static void say(struct mctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct mctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("migrate: ", c->out);
+	vfprintf(c->out, fmt, ap);
+	fputc('\n', c->out);
+	fflush(c->out);
+	va_end(ap);
+}
+
+static void complain(struct mctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void complain(struct mctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("ringstor-migrate: ", c->err);
+	vfprintf(c->err, fmt, ap);
+	fputc('\n', c->err);
+	fflush(c->err);
+	va_end(ap);
+}
+
+/* Fault injection for the tests: RINGSTOR_MIGRATE_TEST_HOOK="STEP:COMMAND"
+ * runs COMMAND (sh -c, with RINGSTOR_MIGRATE_PID set) right after STEP is
+ * journaled, e.g. to kill the destination, or this process, at exactly
+ * that point of the handover. */
+static void test_hook(const char *step)
+{
+	const char *h = getenv("RINGSTOR_MIGRATE_TEST_HOOK");
+	if (!h)
+		return;
+	const char *colon = strchr(h, ':');
+	if (!colon || (size_t)(colon - h) != strlen(step) || strncmp(h, step, strlen(step)) != 0)
+		return;
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("RINGSTOR_MIGRATE_PID", pid, 1);
+	fflush(NULL);
+	int r = system(colon + 1);
+	(void)r;
+}
+
+/* Journals a step; -1 if it could not be made durable (the caller must not
+ * take a forward step it cannot record). */
+static int rec(struct mctx *c, const char *step, const char *members)
+{
+	if (journal_record(&c->j, step, members) < 0) {
+		complain(c, "cannot write the journal %s: %s", c->j.path, strerror(errno));
+		c->journal_ok = false;
+		return -1;
+	}
+	test_hook(step);
+	return 0;
+}
+
+static int rec_lease(struct mctx *c, const char *step, size_t i, uint64_t epoch, const char *holder)
+{
+	struct strbuf m = {0};
+	jm_u64(&m, "i", i);
+	jm_u64(&m, "epoch", epoch);
+	if (holder)
+		jm_str(&m, "holder", holder);
+	int r = rec(c, step, m.buf);
+	sb_free(&m);
+	return r;
+}
+
+static int rec_str(struct mctx *c, const char *step, const char *key, const char *val)
+{
+	struct strbuf m = {0};
+	jm_str(&m, key, val);
+	int r = rec(c, step, m.buf);
+	sb_free(&m);
+	return r;
+}
+
+/* Runs words on host and waits; returns the exit status (-1: could not run
+ * or timed out); out/errtext get the output. */
+static int host_run(struct mctx *c, const char *host, char *const *words, size_t n, int timeout_s,
+		    struct strbuf *out, char *why, size_t whylen)
+{
+	char **argv = host_argv(c->rsh, host, words, n);
+	if (!argv) {
+		snprintf(why, whylen, "cannot build a command from --rsh '%s'", c->rsh ? c->rsh : "");
+		return -1;
+	}
+	struct run_job jb;
+	int st = -1;
+	if (run_start(&jb, argv) < 0) {
+		snprintf(why, whylen, "%s", jb.why);
+	} else {
+		run_wait_all(&jb, 1, timeout_s);
+		st = jb.status;
+		char line[300];
+		last_line(&jb.err, line, sizeof(line));
+		char *t = argv_text(argv);
+		if (st < 0)
+			snprintf(why, whylen, "%s (%s)", jb.why, t);
+		else if (st != 0)
+			snprintf(why, whylen, "exit status %d: %s (%s)", st, *line ? line : "no message", t);
+		else
+			why[0] = '\0';
+		free(t);
+		if (out) {
+			sb_append(out, jb.out.buf ? jb.out.buf : "", jb.out.len);
+		}
+	}
+	run_job_free(&jb);
+	argv_free(argv);
+	return st;
+}
+
+static int adm_run(struct mctx *c, size_t i, const char *op, const char *holder, const uint64_t *epoch, bool json,
+		   struct strbuf *out, char *why, size_t whylen)
+{
+	char **w = NULL;
+	size_t n = 0;
+	const char *adm = c->adm ? c->adm : MIGRATE_DEFAULT_ADM;
+	if (cmdline_split(adm, strlen(adm), &w, &n) < 0 || n == 0) {
+		strv_free(w, n);
+		snprintf(why, whylen, "bad --adm '%s'", adm);
+		return -1;
+	}
+	strv_push(&w, &n, "--mode");
+	strv_push(&w, &n, "lease");
+	strv_push(&w, &n, "--op");
+	strv_push(&w, &n, op);
+	if (lease_spec_args(c->lease_specs[i], &w, &n) < 0) {
+		strv_free(w, n);
+		snprintf(why, whylen, "bad --lease '%s'", c->lease_specs[i]);
+		return -1;
+	}
+	if (holder) {
+		strv_push(&w, &n, "--holder");
+		strv_push(&w, &n, holder);
+	}
+	if (epoch) {
+		char e[32];
+		snprintf(e, sizeof(e), "%" PRIu64, *epoch);
+		strv_push(&w, &n, "--epoch");
+		strv_push(&w, &n, e);
+	}
+	if (json)
+		strv_push(&w, &n, "--json");
+	int st = host_run(c, c->appliance, w, n, ADM_TIMEOUT_S, out, why, whylen);
+	strv_free(w, n);
+	return st;
+}
+
+static int lease_show(struct mctx *c, size_t i, struct lease_info *li, char *why, size_t whylen)
+{
+	struct strbuf out = {0};
+	char swhy[512];
+	int st = adm_run(c, i, "show", NULL, NULL, true, &out, swhy, sizeof(swhy));
+	int r = -1;
+	/* ringstoradm exits non-zero for an object that never had a lease but
+	 * still prints {"leases": []}: what it prints is what counts. */
+	if (st >= 0 && out.len) {
+		r = lease_parse_show(out.buf, out.len, li, why, whylen);
+		if (r < 0 && st != 0)
+			snprintf(why, whylen, "%s", swhy);
+	} else {
+		snprintf(why, whylen, "%s", st == 0 ? "lease show printed nothing" : swhy);
+	}
+	sb_free(&out);
+	return r;
+}
+
+/* Transfers lease i from `from` (at epoch) to `to`.  The appliance's answer
+ * can be lost (remote shell died): the lease state is read back either way,
+ * and that is what counts.  0 with *new_epoch, or -1 (lease unchanged, or
+ * -2: changed by someone else). */
+static int lease_transfer(struct mctx *c, size_t i, const char *from, const char *to, uint64_t epoch,
+			  uint64_t *new_epoch, char *why, size_t whylen)
+{
+	char opwhy[512] = "";
+	int st = adm_run(c, i, "transfer", to, &epoch, false, NULL, opwhy, sizeof(opwhy));
+	struct lease_info li;
+	char swhy[512];
+	if (lease_show(c, i, &li, swhy, sizeof(swhy)) < 0) {
+		/* Trust the transfer's own answer when the state cannot be read. */
+		snprintf(why, whylen, "transfer %.200s; then lease show failed: %.200s", st == 0 ? "answered ok" : opwhy, swhy);
+		if (st != 0)
+			return -1;
+		*new_epoch = epoch + 1;
+		return 0;
+	}
+	if (li.held && strcmp(li.holder, to) == 0 && li.epoch > epoch) {
+		*new_epoch = li.epoch;
+		return 0;
+	}
+	if (li.held && strcmp(li.holder, from) == 0 && li.epoch == epoch) {
+		snprintf(why, whylen, "the appliance refused the transfer: %s", *opwhy ? opwhy : "no reason given");
+		return -1;
+	}
+	snprintf(why, whylen, "the lease changed under us: holder %s, epoch %" PRIu64 " (%s)",
+		 li.held ? li.holder : "(none)", li.epoch, *opwhy ? opwhy : "transfer answered ok");
+	return -2;
+}
+
+/* ------------------------------------------------------------- QMP */
+
+static int qmp_connect(struct mctx *c, struct qmp *q, const char *host, const char *sock, int timeout_ms)
+{
+	if (!host || strcmp(host, PREFLIGHT_LOCAL_HOST) == 0)
+		return qmp_open_unix(q, sock, timeout_ms);
+	const char *words[] = { c->remote_cmd ? c->remote_cmd : PREFLIGHT_DEFAULT_REMOTE_CMD, "qmp-relay", sock };
+	char **argv = host_argv(c->rsh, host, (char *const *)words, 3);
+	if (!argv) {
+		snprintf(q->err, sizeof(q->err), "cannot build a command from --rsh");
+		return -1;
+	}
+	/* The relay fails at once if the socket is not there yet (a QEMU
+	 * still starting): retry until the deadline. */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int r;
+	for (;;) {
+		r = qmp_open_cmd(q, argv, 5000);
+		if (r == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (el >= timeout_ms)
+			break;
+		usleep(200 * 1000);
+	}
+	argv_free(argv);
+	return r;
+}
+
+static struct qmp *src_q(struct mctx *c)
+{
+	if (!c->src_open && !c->src_tried) {
+		c->src_tried = true;
+		if (qmp_connect(c, &c->src, c->source, c->qmp_source, 5000) == 0)
+			c->src_open = true;
+		else
+			complain(c, "source QMP %s on %s: %s", c->qmp_source, c->source, c->src.err);
+	}
+	return c->src_open ? &c->src : NULL;
+}
+
+static struct qmp *dst_q(struct mctx *c)
+{
+	if (!c->dst_open && !c->dst_tried) {
+		c->dst_tried = true;
+		if (qmp_connect(c, &c->dst, c->dest, c->qmp_dest, 5000) == 0)
+			c->dst_open = true;
+		else
+			complain(c, "destination QMP %s on %s: %s", c->qmp_dest, c->dest, c->dst.err);
+	}
+	return c->dst_open ? &c->dst : NULL;
+}
+
+/* query-migrate: status into buf; the reply for progress if wanted. */
+static int migrate_status(struct qmp *q, char *buf, size_t len, struct json_value **reply)
+{
+	struct json_value *r = NULL;
+	int rc = qmp_execute(q, "query-migrate", NULL, &r, QMP_TIMEOUT_MS);
+	if (rc)
+		return rc;
+	const char *s = json_str(json_get(qmp_ret(r), "status"));
+	snprintf(buf, len, "%s", s ? s : "none");
+	if (reply)
+		*reply = r;
+	else
+		json_free(r);
+	return 0;
+}
+
+static void print_progress(struct mctx *c, const struct json_value *reply, bool final)
+{
+	const struct json_value *r = qmp_ret(reply);
+	const struct json_value *ram = json_get(r, "ram");
+	uint64_t tr = 0, rem = 0, tot = 0, tt = 0, dt = 0;
+	json_u64(json_get(ram, "transferred"), &tr);
+	json_u64(json_get(ram, "remaining"), &rem);
+	json_u64(json_get(ram, "total"), &tot);
+	json_u64(json_get(r, "total-time"), &tt);
+	const char *mbps = json_str(json_get(ram, "mbps"));
+	if (final) {
+		if (json_u64(json_get(r, "downtime"), &dt))
+			say(c, "migration completed: %.1f MiB of RAM sent in %" PRIu64 " ms, downtime %" PRIu64 " ms",
+			    tr / 1048576.0, tt, dt);
+		else
+			say(c, "migration completed: %.1f MiB of RAM sent in %" PRIu64 " ms", tr / 1048576.0, tt);
+		return;
+	}
+	if (!c->progress)
+		return;
+	fprintf(c->err, "migrate: %s  RAM %.1f/%.1f MiB sent, %.1f MiB remaining%s%s%s, %" PRIu64 " ms\n",
+		json_str(json_get(r, "status")) ? json_str(json_get(r, "status")) : "?", tr / 1048576.0,
+		tot / 1048576.0, rem / 1048576.0, mbps ? ", " : "", mbps ? mbps : "", mbps ? " Mbit/s" : "", tt);
+	fflush(c->err);
+}
+
+static bool migration_active(const char *st)
+{
+	return strcmp(st, "setup") == 0 || strcmp(st, "active") == 0 || strcmp(st, "pre-switchover") == 0 ||
+	       strcmp(st, "device") == 0 || strcmp(st, "cancelling") == 0 || strncmp(st, "postcopy", 8) == 0 ||
+	       strcmp(st, "wait-unplug") == 0;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Kills the destination QEMU: QMP quit, else its pid file on its host. */
+static void stop_dest(struct mctx *c)
+{
+	struct qmp *q = dst_q(c);
+	bool stopped = false;
+	if (q) {
+		int r = qmp_execute(q, "quit", NULL, NULL, QMP_TIMEOUT_MS);
+		/* QEMU may close the socket before its answer arrives. */
+		stopped = r == 0 || r == QMP_E_IO;
+		qmp_close(q);
+		c->dst_open = false;
+	}
+	if (!stopped && c->dest_pidfile) {
+		char *script = NULL;
+		char *qp = shell_quote(c->dest_pidfile);
+		if (asprintf(&script, "p=$(cat %s 2>/dev/null) && [ -n \"$p\" ] && kill -KILL \"$p\"; true", qp ? qp : "''") < 0)
+			abort();
+		free(qp);
+		const char *words[] = { "sh", "-c", script };
+		char why[512];
+		if (host_run(c, c->dest, (char *const *)words, 3, 30, NULL, why, sizeof(why)) != 0)
+			complain(c, "could not kill the destination QEMU by its pid file %s: %s", c->dest_pidfile, why);
+		free(script);
+	}
+	rec(c, "dest-stopped", NULL);
+	say(c, "destination QEMU stopped");
+}
+
+/* Cancels the migration if one is under way and resumes the source if it
+ * was running.  0, or -1 (the source is not running; why printed). */
+static int resume_source(struct mctx *c)
+{
+	struct qmp *q = src_q(c);
+	if (!q) {
+		complain(c, "the source QEMU cannot be reached: it does not run the VM any more");
+		return -1;
+	}
+	char st[64];
+	if (migrate_status(q, st, sizeof(st), NULL) == 0 && migration_active(st)) {
+		if (strcmp(st, "cancelling") != 0)
+			qmp_execute(q, "migrate_cancel", NULL, NULL, QMP_TIMEOUT_MS);
+		long dl = mono_ms() + 30000;
+		while (mono_ms() < dl) {
+			if (migrate_status(q, st, sizeof(st), NULL) != 0 || !migration_active(st))
+				break;
+			usleep(100 * 1000);
+		}
+	}
+	/* Leave the source as we found it: a later migration by someone else
+	 * must not stop at pre-switchover waiting for us. */
+	qmp_execute(q, "migrate-set-capabilities",
+		    "{\"capabilities\":[{\"capability\":\"pause-before-switchover\",\"state\":false}]}", NULL,
+		    QMP_TIMEOUT_MS);
+	char rs[64];
+	if (qmp_status(q, rs, sizeof(rs), QMP_TIMEOUT_MS) != 0) {
+		complain(c, "source QMP: %s", q->err);
+		return -1;
+	}
+	if (strcmp(rs, "running") != 0 && c->source_was_running) {
+		if (qmp_execute(q, "cont", NULL, NULL, QMP_TIMEOUT_MS) != 0) {
+			complain(c, "cont on the source (state %s): %s", rs, q->err);
+			return -1;
+		}
+		if (qmp_status(q, rs, sizeof(rs), QMP_TIMEOUT_MS) != 0 || strcmp(rs, "running") != 0) {
+			complain(c, "the source did not resume (state %s)", rs);
+			return -1;
+		}
+	}
+	rec_str(c, "source-resumed", "state", rs);
+	say(c, "source resumed (%s)", rs);
+	return 0;
+}
+
+/* Before any lease moved: stop the destination, resume the source. */
+static int rollback_before(struct mctx *c, const char *reason)
+{
+	say(c, "rolling back: %s", reason);
+	rec_str(c, "rollback", "reason", reason);
+	if (c->dest_started)
+		stop_dest(c);
+	if (resume_source(c) < 0) {
+		complain(c, "ROLLBACK INCOMPLETE: the source is not running; the lease is still with %s. "
+			 "Run: ringstor-migrate recover --journal %s", c->source_holder, c->j.path);
+		return 3;
+	}
+	rec(c, "rolled-back", NULL);
+	say(c, "rolled back: %s runs the VM and holds the lease", c->source);
+	return 1;
+}
+
+/* After (some) leases moved: stop the destination first, hand the leases
+ * back (the epoch grows again), only then resume the source. */
+static int rollback_after(struct mctx *c, const char *reason)
+{
+	say(c, "rolling back after the lease transfer: %s", reason);
+	rec_str(c, "rollback", "reason", reason);
+	stop_dest(c);
+	for (size_t i = 0; i < c->nleases; i++) {
+		if (!c->transferred[i])
+			continue;
+		char why[512];
+		uint64_t ne = 0;
+		if (lease_transfer(c, i, c->dest_holder, c->source_holder, c->new_epoch[i], &ne, why, sizeof(why)) < 0) {
+			complain(c, "ROLLBACK INCOMPLETE: cannot hand lease %s back to %s: %s. The source stays "
+				 "paused (it could not write). Run: ringstor-migrate recover --journal %s",
+				 c->lease_specs[i], c->source_holder, why, c->j.path);
+			return 3;
+		}
+		c->transferred[i] = false;
+		c->epoch[i] = ne;
+		rec_lease(c, "lease-returned", i, ne, c->source_holder);
+		say(c, "lease %s back with %s, epoch %" PRIu64, c->lease_specs[i], c->source_holder, ne);
+	}
+	if (resume_source(c) < 0) {
+		complain(c, "ROLLBACK INCOMPLETE: the source is not running although it holds the lease again. "
+			 "Run: ringstor-migrate recover --journal %s", c->j.path);
+		return 3;
+	}
+	rec(c, "rolled-back", NULL);
+	say(c, "rolled back: %s runs the VM and holds the lease", c->source);
+	return 1;
+}
+
+static bool any_transferred(const struct mctx *c)
+{
+	for (size_t i = 0; i < c->nleases; i++)
+		if (c->transferred[i])
+			return true;
+	return false;
+}
+
+static int rollback(struct mctx *c, const char *reason)
+{
+	return any_transferred(c) ? rollback_after(c, reason) : rollback_before(c, reason);
+}
+
+/* Moves every lease not yet moved to the destination.  The source must be
+ * stopped.  0, or the rollback's exit code. */
+static int transfer_leases(struct mctx *c)
+{
+	for (size_t i = 0; i < c->nleases; i++) {
+		if (c->transferred[i])
+			continue;
+		if (rec_lease(c, "transfer-begin", i, c->epoch[i], c->dest_holder) < 0)
+			return rollback(c, "cannot journal the lease transfer");
+		char why[512];
+		uint64_t ne = 0;
+		int r = lease_transfer(c, i, c->source_holder, c->dest_holder, c->epoch[i], &ne, why, sizeof(why));
+		if (r < 0) {
+			char reason[700];
+			snprintf(reason, sizeof(reason), "lease %s: %s", c->lease_specs[i], why);
+			return rollback(c, reason);
+		}
+		c->transferred[i] = true;
+		c->new_epoch[i] = ne;
+		rec_lease(c, "lease-transferred", i, ne, c->dest_holder);
+		say(c, "lease %s transferred to %s, epoch %" PRIu64 " -> %" PRIu64, c->lease_specs[i], c->dest_holder,
+		    c->epoch[i], ne);
+	}
+	return 0;
+}
+
+/* From "leases transferred" to "done": let the source finish sending,
+ * resume the destination, stop the source. */
+static int finish(struct mctx *c)
+{
+	struct qmp *s = src_q(c);
+	char st[64] = "unknown";
+	if (s) {
+		long dl = mono_ms() + 120000;
+		struct json_value *last = NULL;
+		for (;;) {
+			json_free(last);
+			last = NULL;
+			if (migrate_status(s, st, sizeof(st), &last) != 0) {
+				snprintf(st, sizeof(st), "unknown");
+				break;
+			}
+			if (strcmp(st, "pre-switchover") == 0) {
+				if (qmp_execute(s, "migrate-continue", "{\"state\":\"pre-switchover\"}", NULL,
+						QMP_TIMEOUT_MS) != 0) {
+					char reason[600];
+					snprintf(reason, sizeof(reason), "migrate-continue: %s", s->err);
+					json_free(last);
+					return rollback_after(c, reason);
+				}
+				rec(c, "switchover", NULL);
+			} else if (!migration_active(st)) {
+				break;
+			}
+			if (mono_ms() > dl) {
+				json_free(last);
+				return rollback_after(c, "the switchover did not complete within 120 s");
+			}
+			usleep(50 * 1000);
+		}
+		if (strcmp(st, "completed") == 0) {
+			print_progress(c, last, true);
+			uint64_t dt = 0, tt = 0;
+			struct strbuf m = {0};
+			if (json_u64(json_get(qmp_ret(last), "downtime"), &dt))
+				jm_u64(&m, "downtime_ms", dt);
+			if (json_u64(json_get(qmp_ret(last), "total-time"), &tt))
+				jm_u64(&m, "total_ms", tt);
+			rec(c, "completed", m.buf);
+			sb_free(&m);
+		}
+		json_free(last);
+		if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
+			char reason[128];
+			snprintf(reason, sizeof(reason), "the migration %s at the switchover", st);
+			return rollback_after(c, reason);
+		}
+	}
+	/* The destination: it finishes loading the device state a moment after
+	 * the source reports completed. */
+	struct qmp *d = dst_q(c);
+	char ds[64] = "unreachable";
+	if (d) {
+		long dl = mono_ms() + 30000;
+		for (;;) {
+			if (qmp_status(d, ds, sizeof(ds), QMP_TIMEOUT_MS) != 0) {
+				snprintf(ds, sizeof(ds), "unreachable");
+				break;
+			}
+			if (strcmp(ds, "inmigrate") != 0 || mono_ms() > dl)
+				break;
+			usleep(50 * 1000);
+		}
+	}
+	if (strcmp(ds, "running") != 0) {
+		if (strcmp(ds, "paused") != 0 && strcmp(ds, "postmigrate") != 0) {
+			char reason[200];
+			snprintf(reason, sizeof(reason), "the destination is %s after the migration (source: %s)", ds, st);
+			return rollback_after(c, reason);
+		}
+		if (!c->source_was_running) {
+			/* The VM was paused on the source: it stays paused. */
+			say(c, "the VM was paused on the source; it stays paused on the destination");
+		} else if (qmp_execute(d, "cont", NULL, NULL, QMP_TIMEOUT_MS) != 0 ||
+			   qmp_status(d, ds, sizeof(ds), QMP_TIMEOUT_MS) != 0 || strcmp(ds, "running") != 0) {
+			char reason[700];
+			snprintf(reason, sizeof(reason), "cont on the destination: %s", d->err);
+			return rollback_after(c, reason);
+		}
+	}
+	rec_str(c, "dest-running", "state", ds);
+	say(c, "destination %s: %s", c->dest, ds);
+	/* The source: paused (postmigrate) and fenced by the lease; quit it. */
+	bool quit = false;
+	s = src_q(c);
+	if (s) {
+		int r = qmp_execute(s, "quit", NULL, NULL, QMP_TIMEOUT_MS);
+		quit = r == 0 || r == QMP_E_IO;
+		qmp_close(s);
+		c->src_open = false;
+	}
+	struct strbuf m = {0};
+	jm_bool(&m, "quit", quit);
+	rec(c, "source-stopped", m.buf);
+	sb_free(&m);
+	if (!quit)
+		complain(c, "warning: could not quit the source QEMU (%s); it is paused and cannot write any more",
+			 c->qmp_source);
+	else
+		say(c, "source QEMU on %s stopped", c->source);
+	rec(c, "done", NULL);
+	say(c, "done: %s runs the VM and holds the lease", c->dest);
+	return 0;
+}
+
+static void ctx_close(struct mctx *c)
+{
+	if (c->src_open)
+		qmp_close(&c->src);
+	if (c->dst_open)
+		qmp_close(&c->dst);
+	c->src_open = c->dst_open = false;
+	journal_close(&c->j);
+}
+
+/* ------------------------------------------------------------ migrate */
+
+static int abort_early(struct mctx *c, const char *reason)
+{
+	rec_str(c, "aborted", "reason", reason);
+	complain(c, "not migrating: %s", reason);
+	return 1;
+}
+
+static int migrate_qemu(struct mctx *c, char **dest_argv, size_t dest_argc)
+{
+	char why[1024];
+	/* 1. the source QEMU */
+	struct qmp *s = src_q(c);
+	if (!s)
+		return abort_early(c, "the source QEMU's QMP socket cannot be reached");
+	char rs[64];
+	if (qmp_status(s, rs, sizeof(rs), QMP_TIMEOUT_MS) != 0) {
+		snprintf(why, sizeof(why), "source query-status: %s", s->err);
+		return abort_early(c, why);
+	}
+	if (strcmp(rs, "running") != 0 && strcmp(rs, "paused") != 0) {
+		snprintf(why, sizeof(why), "the source QEMU is %s, not running or paused", rs);
+		return abort_early(c, why);
+	}
+	char ms[64];
+	if (migrate_status(s, ms, sizeof(ms), NULL) == 0 && migration_active(ms)) {
+		snprintf(why, sizeof(why), "the source QEMU is already migrating (%s)", ms);
+		return abort_early(c, why);
+	}
+	c->source_was_running = strcmp(rs, "running") == 0;
+	struct strbuf m = {0};
+	jm_str(&m, "state", rs);
+	jm_bool(&m, "running", c->source_was_running);
+	rec(c, "source-checked", m.buf);
+	sb_free(&m);
+	/* pause-before-switchover (QEMU >= 2.11): the source stops and waits
+	 * for migrate-continue before sending the device state, which is the
+	 * moment to move the lease. */
+	if (qmp_execute(s, "migrate-set-capabilities",
+			"{\"capabilities\":[{\"capability\":\"pause-before-switchover\",\"state\":true}]}", NULL,
+			QMP_TIMEOUT_MS) != 0) {
+		snprintf(why, sizeof(why), "the source QEMU cannot pause before the switchover: %s", s->err);
+		return abort_early(c, why);
+	}
+
+	/* 2. the destination, paused and listening */
+	if (rec(c, "dest-started", NULL) < 0)
+		return abort_early(c, "cannot write the journal");
+	c->dest_started = true;
+	say(c, "starting the destination QEMU on %s", c->dest);
+	int st = host_run(c, c->dest, dest_argv, dest_argc, 60, NULL, why, sizeof(why));
+	if (st != 0) {
+		char reason[1100];
+		snprintf(reason, sizeof(reason), "cannot start the destination QEMU: %s", why);
+		return rollback_before(c, reason);
+	}
+	struct qmp *d = NULL;
+	if (qmp_connect(c, &c->dst, c->dest, c->qmp_dest, 20000) == 0) {
+		c->dst_open = true;
+		d = &c->dst;
+	}
+	c->dst_tried = true;
+	if (!d) {
+		snprintf(why, sizeof(why), "destination QMP %s: %s", c->qmp_dest, c->dst.err);
+		return rollback_before(c, why);
+	}
+	if (qmp_status(d, rs, sizeof(rs), QMP_TIMEOUT_MS) != 0 || strcmp(rs, "inmigrate") != 0) {
+		snprintf(why, sizeof(why), "the destination QEMU is %s, not waiting for a migration",
+			 d->err[0] ? d->err : rs);
+		return rollback_before(c, why);
+	}
+	bool v6 = strchr(c->dest_addr, ':') != NULL;
+	char uri[300];
+	snprintf(uri, sizeof(uri), "tcp:%s%s%s:%d", v6 ? "[" : "", c->dest_addr, v6 ? "]" : "", c->port);
+	struct strbuf args = {0};
+	jm_str(&args, "uri", uri);
+	char *argtext = NULL;
+	if (asprintf(&argtext, "{%s}", args.buf) < 0)
+		abort();
+	sb_free(&args);
+	if (qmp_execute(d, "migrate-incoming", argtext, NULL, QMP_TIMEOUT_MS) != 0) {
+		snprintf(why, sizeof(why), "migrate-incoming %s on the destination: %s", uri, d->err);
+		free(argtext);
+		return rollback_before(c, why);
+	}
+	rec_str(c, "dest-listening", "uri", uri);
+
+	/* 3. migrate */
+	if (rec_str(c, "migrating", "uri", uri) < 0) {
+		free(argtext);
+		return rollback_before(c, "cannot write the journal");
+	}
+	say(c, "migrating %s -> %s over %s", c->source, c->dest, uri);
+	if (qmp_execute(s, "migrate", argtext, NULL, QMP_TIMEOUT_MS) != 0) {
+		snprintf(why, sizeof(why), "migrate on the source: %s", s->err);
+		free(argtext);
+		return rollback_before(c, why);
+	}
+	free(argtext);
+	long deadline = mono_ms() + (long)c->timeout_s * 1000;
+	long next_progress = 0;
+	for (;;) {
+		struct json_value *r = NULL;
+		if (migrate_status(s, ms, sizeof(ms), &r) != 0) {
+			snprintf(why, sizeof(why), "query-migrate on the source: %s", s->err);
+			return rollback_before(c, why);
+		}
+		if (strcmp(ms, "pre-switchover") == 0 || strcmp(ms, "completed") == 0) {
+			json_free(r);
+			break;
+		}
+		if (!migration_active(ms)) {
+			const char *e = json_str(json_get(qmp_ret(r), "error-desc"));
+			snprintf(why, sizeof(why), "the migration %s%s%s", ms, e ? ": " : "", e ? e : "");
+			json_free(r);
+			return rollback_before(c, why);
+		}
+		if (mono_ms() >= next_progress) {
+			print_progress(c, r, false);
+			next_progress = mono_ms() + 1000;
+		}
+		json_free(r);
+		if (mono_ms() > deadline) {
+			snprintf(why, sizeof(why), "the migration did not converge within %d s", c->timeout_s);
+			return rollback_before(c, why);
+		}
+		usleep(50 * 1000);
+	}
+
+	/* 4. switchover: the source is stopped; move the lease */
+	if (qmp_status(s, rs, sizeof(rs), QMP_TIMEOUT_MS) != 0 || strcmp(rs, "running") == 0) {
+		snprintf(why, sizeof(why), "the source is %s at the switchover point", s->err[0] ? s->err : rs);
+		return rollback_before(c, why);
+	}
+	if (rec_str(c, "pre-switchover", "source_state", rs) < 0)
+		return rollback_before(c, "cannot write the journal");
+	say(c, "source stopped (%s); transferring the lease", rs);
+	int r = transfer_leases(c);
+	if (r)
+		return r;
+	/* 5. let the device state go, resume the destination, stop the source */
+	return finish(c);
+}
+
+static void ctx_from_opts(struct mctx *c, const struct migrate_opts *o)
+{
+	c->driver = o->driver ? o->driver : "qemu";
+	c->vm = o->vm_name ? o->vm_name : (o->vm && o->vm->name ? o->vm->name : "vm");
+	c->source = o->source;
+	c->dest = o->dest;
+	c->appliance = o->appliance ? o->appliance : PREFLIGHT_LOCAL_HOST;
+	c->rsh = o->rsh ? o->rsh : PREFLIGHT_DEFAULT_RSH;
+	c->remote_cmd = o->remote_cmd ? o->remote_cmd : PREFLIGHT_DEFAULT_REMOTE_CMD;
+	c->self_exe = o->self_exe;
+	c->adm = o->adm ? o->adm : MIGRATE_DEFAULT_ADM;
+	c->dest_addr = o->dest_addr;
+	c->port = o->port ? o->port : MIGRATE_DEFAULT_PORT;
+	c->timeout_s = o->timeout_s > 0 ? o->timeout_s : 600;
+	c->progress = o->progress;
+	for (size_t i = 0; i < o->nleases; i++)
+		strv_push(&c->lease_specs, &c->nleases, o->leases[i]);
+}
+
+static char *begin_members(const struct mctx *c)
+{
+	struct strbuf m = {0};
+	jm_u64(&m, "format", JOURNAL_FORMAT);
+	jm_str(&m, "driver", c->driver);
+	jm_str(&m, "vm", c->vm);
+	jm_str(&m, "source", c->source);
+	jm_str(&m, "dest", c->dest);
+	jm_str(&m, "appliance", c->appliance);
+	jm_str(&m, "rsh", c->rsh);
+	jm_str(&m, "remote_cmd", c->remote_cmd);
+	jm_str(&m, "adm", c->adm);
+	jm_str(&m, "qmp_source", c->qmp_source);
+	jm_str(&m, "qmp_dest", c->qmp_dest);
+	jm_str(&m, "dest_pidfile", c->dest_pidfile);
+	jm_str(&m, "source_holder", c->source_holder);
+	jm_str(&m, "dest_holder", c->dest_holder);
+	jm_str(&m, "dest_addr", c->dest_addr);
+	jm_u64(&m, "port", (uint64_t)c->port);
+	jm_u64(&m, "pid", (uint64_t)getpid());
+	struct strbuf l = {0};
+	sb_puts(&l, "[");
+	for (size_t i = 0; i < c->nleases; i++) {
+		if (i)
+			sb_puts(&l, ",");
+		json_quote(&l, c->lease_specs[i]);
+	}
+	sb_puts(&l, "]");
+	jm_raw(&m, "leases", l.buf);
+	sb_free(&l);
+	if (m.oom) {
+		sb_free(&m);
+		return NULL;
+	}
+	return m.buf;
+}
+
+int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
+{
+	struct mctx c;
+	memset(&c, 0, sizeof(c));
+	c.j.fd = -1;
+	c.out = out;
+	c.err = err;
+	signal(SIGPIPE, SIG_IGN);
+	ctx_from_opts(&c, o);
+	int rc = 2;
+	char **dest_argv = NULL;
+	char *initiator = NULL, *qmp_default = NULL, *pid_default = NULL;
+	size_t dest_argc = 0;
+
+	if (!c.source || !c.dest) {
+		complain(&c, "migrate needs --source HOST and --dest HOST");
+		goto out;
+	}
+	if (strcmp(c.driver, "qemu") != 0) {
+		complain(&c, "driver '%s': only the QEMU (QMP) driver is implemented; libvirt and Xen are not "
+			 "(use --driver qemu with --qmp-source)", c.driver);
+		goto out;
+	}
+	if (c.nleases == 0 || c.nleases > MAX_LEASES) {
+		complain(&c, "give the image's lease on the appliance with --lease (e.g. --lease tid=1,lun=1), "
+			 "1 to %d times", MAX_LEASES);
+		goto out;
+	}
+	for (size_t i = 0; i < c.nleases; i++) {
+		char **t = NULL;
+		size_t tn = 0;
+		int bad = lease_spec_args(c.lease_specs[i], &t, &tn);
+		strv_free(t, tn);
+		if (bad < 0) {
+			complain(&c, "--lease '%s': want KEY=VALUE[,KEY=VALUE...] (ringstoradm options without the "
+				 "dashes, e.g. tid=1,lun=1)", c.lease_specs[i]);
+			goto out;
+		}
+	}
+	if (!o->qemu_cmdline) {
+		complain(&c, "the QEMU driver needs the source's command line (--qemu-cmdline FILE, e.g. a copy "
+			 "of /proc/PID/cmdline) to start the destination");
+		goto out;
+	}
+	c.qmp_source = o->qmp_source;
+	if (!c.qmp_source)
+		c.qmp_source = qmp_default = qemu_cmdline_qmp_path(o->qemu_cmdline, o->qemu_cmdline_len);
+	if (!c.qmp_source) {
+		complain(&c, "give the source's QMP socket with --qmp-source SOCK (its command line has no "
+			 "-qmp unix:...)");
+		goto out;
+	}
+	initiator = qemu_cmdline_initiator(o->qemu_cmdline, o->qemu_cmdline_len);
+	c.source_holder = o->source_holder ? o->source_holder : initiator;
+	if (!c.source_holder) {
+		complain(&c, "give the source's lease identity with --source-holder (its command line has no "
+			 "-iscsi initiator-name=...)");
+		goto out;
+	}
+	c.dest_holder = o->dest_holder;
+	if (!c.dest_holder || strcmp(c.dest_holder, c.source_holder) == 0) {
+		complain(&c, "give the destination its own lease identity with --dest-holder ID (for iSCSI the "
+			 "initiator name the destination QEMU will use; it must differ from the source's %s)",
+			 c.source_holder);
+		goto out;
+	}
+	if (!c.dest_addr)
+		c.dest_addr = strcmp(c.dest, PREFLIGHT_LOCAL_HOST) == 0 ? "127.0.0.1" : c.dest;
+	if (o->qmp_dest) {
+		c.qmp_dest = o->qmp_dest;
+	} else {
+		if (asprintf(&qmp_default, "%s.incoming", c.qmp_source) < 0)
+			abort();
+		c.qmp_dest = qmp_default;
+	}
+	if (o->dest_pidfile) {
+		c.dest_pidfile = o->dest_pidfile;
+	} else {
+		if (asprintf(&pid_default, "%s.pid", c.qmp_dest) < 0)
+			abort();
+		c.dest_pidfile = pid_default;
+	}
+	if (strcmp(c.qmp_dest, c.qmp_source) == 0) {
+		complain(&c, "--qmp-dest must differ from the source's QMP socket");
+		goto out;
+	}
+	char why[1024];
+	/* An iSCSI lease is held by an initiator name: the destination's QEMU
+	 * logs in with the destination's identity. */
+	bool iqn = strncmp(c.dest_holder, "iqn.", 4) == 0 || strncmp(c.dest_holder, "eui.", 4) == 0 ||
+		   strncmp(c.dest_holder, "naa.", 4) == 0;
+	dest_argv = qemu_dest_argv(o->dest_qemu_cmdline ? o->dest_qemu_cmdline : o->qemu_cmdline,
+				   o->dest_qemu_cmdline ? o->dest_qemu_cmdline_len : o->qemu_cmdline_len, c.qmp_dest,
+				   c.dest_pidfile, iqn ? c.dest_holder : NULL, why, sizeof(why));
+	if (!dest_argv) {
+		complain(&c, "%s", why);
+		goto out;
+	}
+	while (dest_argv[dest_argc])
+		dest_argc++;
+
+	/* The journal, before anything changes. */
+	if (journal_create(&c.j, o->journal_dir ? o->journal_dir : MIGRATE_DEFAULT_JOURNAL_DIR, c.vm, why,
+			   sizeof(why)) < 0) {
+		complain(&c, "%s", why);
+		goto out;
+	}
+	c.journal_ok = true;
+	char *bm = begin_members(&c);
+	if (!bm || rec(&c, "begin", bm) < 0) {
+		free(bm);
+		goto out;
+	}
+	free(bm);
+	say(&c, "journal %s", c.j.path);
+	{
+		char *t = argv_text(dest_argv);
+		struct strbuf m = {0};
+		jm_str(&m, "argv", t);
+		rec(&c, "dest-command", m.buf);
+		sb_free(&m);
+		free(t);
+	}
+
+	/* Preflight: nothing moves unless it is clean. */
+	struct preflight_opts po = {
+		.source = c.source, .dest = c.dest, .rsh = c.rsh, .remote_cmd = c.remote_cmd, .self_exe = c.self_exe,
+		.initiator_name = o->probe_initiator, .disks = o->disks, .ndisks = o->ndisks, .vm = o->vm,
+		.timeout_s = o->preflight_timeout_s,
+	};
+	int pr = preflight_run(&po, out, err);
+	{
+		struct strbuf m = {0};
+		jm_u64(&m, "exit", (uint64_t)pr);
+		rec(&c, "preflight", m.buf);
+		sb_free(&m);
+	}
+	if (pr != 0) {
+		rc = abort_early(&c, pr == 1 ? "the preflight failed" : "the preflight could not run");
+		goto out;
+	}
+
+	/* The lease: acquire it for the source, or verify the source has it. */
+	for (size_t i = 0; i < c.nleases; i++) {
+		struct lease_info li;
+		if (lease_show(&c, i, &li, why, sizeof(why)) < 0) {
+			char reason[1100];
+			snprintf(reason, sizeof(reason), "lease %s: %s", c.lease_specs[i], why);
+			rc = abort_early(&c, reason);
+			goto out;
+		}
+		bool acquired = false;
+		if (!li.held) {
+			const uint64_t *ep = NULL;
+			if (adm_run(&c, i, "acquire", c.source_holder, ep, false, NULL, why, sizeof(why)) != 0 ||
+			    lease_show(&c, i, &li, why, sizeof(why)) < 0) {
+				char reason[1100];
+				snprintf(reason, sizeof(reason), "cannot acquire lease %s for %s: %s", c.lease_specs[i],
+					 c.source_holder, why);
+				rc = abort_early(&c, reason);
+				goto out;
+			}
+			acquired = true;
+		}
+		if (!li.held || strcmp(li.holder, c.source_holder) != 0) {
+			char reason[1100];
+			snprintf(reason, sizeof(reason), "lease %s is held by %s, not by the source %s", c.lease_specs[i],
+				 li.held ? li.holder : "nobody", c.source_holder);
+			rc = abort_early(&c, reason);
+			goto out;
+		}
+		c.epoch[i] = li.epoch;
+		struct strbuf m = {0};
+		jm_u64(&m, "i", i);
+		jm_u64(&m, "epoch", li.epoch);
+		jm_str(&m, "holder", li.holder);
+		jm_bool(&m, "acquired", acquired);
+		rec(&c, "lease-held", m.buf);
+		sb_free(&m);
+		say(&c, "lease %s %s by %s, epoch %" PRIu64, c.lease_specs[i], acquired ? "acquired" : "held", li.holder,
+		    li.epoch);
+	}
+	rc = migrate_qemu(&c, dest_argv, dest_argc);
+out:
+	ctx_close(&c);
+	argv_free(dest_argv);
+	free(initiator);
+	free(qmp_default);
+	free(pid_default);
+	strv_free(c.lease_specs, c.nleases);
+	return rc;
+}
+
+/* ------------------------------------------------------------ recover */
+
+/* The newest *.journal in dir (caller frees), or NULL. */
+static char *newest_journal(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	char *best = NULL;
+	struct timespec bt = {0};
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 9 || strcmp(e->d_name + l - 8, ".journal") != 0)
+			continue;
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", dir, e->d_name) < 0)
+			continue;
+		struct stat sb;
+		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    (!best || sb.st_mtim.tv_sec > bt.tv_sec ||
+		     (sb.st_mtim.tv_sec == bt.tv_sec && sb.st_mtim.tv_nsec > bt.tv_nsec))) {
+			free(best);
+			best = p;
+			bt = sb.st_mtim;
+		} else {
+			free(p);
+		}
+	}
+	closedir(d);
+	return best;
+}
+
+static const char *bstr(const struct json_value *b, const char *key)
+{
+	return json_str(json_get(b, key));
+}
+
+int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *out, FILE *err)
+{
+	struct mctx c;
+	memset(&c, 0, sizeof(c));
+	c.j.fd = -1;
+	c.out = out;
+	c.err = err;
+	c.self_exe = self_exe;
+	signal(SIGPIPE, SIG_IGN);
+	char why[1024];
+	char *path = NULL;
+	struct stat sb;
+	if (stat(journal, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		path = newest_journal(journal);
+		if (!path) {
+			complain(&c, "no *.journal in %s", journal);
+			return 2;
+		}
+	} else {
+		path = xstrdup(journal);
+	}
+	size_t len = 0;
+	char *text = journal_read(path, &len, why, sizeof(why));
+	if (!text) {
+		complain(&c, "%s", why);
+		free(path);
+		return 2;
+	}
+	struct journal_state js;
+	int r = journal_replay(text, len, &js, why, sizeof(why));
+	free(text);
+	if (r < 0) {
+		complain(&c, "%s: %s", path, why);
+		free(path);
+		return 2;
+	}
+	const char *reason = NULL;
+	enum recover_action act = journal_decide(&js, &reason);
+	fprintf(out, "recover: %s: last step '%s'%s: %s -> %s\n", path, js.last,
+		js.torn_tail ? " (a torn record after it was ignored)" : "", reason, recover_action_name(act));
+	int rc = 0;
+	if (act == RECOVER_NOTHING || dry_run)
+		goto out_state;
+	const struct json_value *b = js.begin;
+	c.driver = bstr(b, "driver");
+	c.vm = bstr(b, "vm");
+	c.source = bstr(b, "source");
+	c.dest = bstr(b, "dest");
+	c.appliance = bstr(b, "appliance");
+	c.rsh = bstr(b, "rsh");
+	c.remote_cmd = bstr(b, "remote_cmd");
+	c.adm = bstr(b, "adm");
+	c.qmp_source = bstr(b, "qmp_source");
+	c.qmp_dest = bstr(b, "qmp_dest");
+	c.dest_pidfile = bstr(b, "dest_pidfile");
+	c.source_holder = bstr(b, "source_holder");
+	c.dest_holder = bstr(b, "dest_holder");
+	c.dest_addr = bstr(b, "dest_addr");
+	c.progress = false;
+	c.timeout_s = 600;
+	if (!c.source || !c.dest || !c.qmp_source || !c.qmp_dest || !c.source_holder || !c.dest_holder ||
+	    !c.driver || strcmp(c.driver, "qemu") != 0) {
+		complain(&c, "%s: the begin record lacks what recover needs (or names a driver other than qemu)", path);
+		rc = 2;
+		goto out_state;
+	}
+	const struct json_value *ls = json_get(b, "leases");
+	for (size_t i = 0; i < js.nleases; i++) {
+		const char *s = json_str(json_at(ls, i));
+		if (!s) {
+			complain(&c, "%s: lease %zu is not a string", path, i);
+			rc = 2;
+			goto out_state;
+		}
+		strv_push(&c.lease_specs, &c.nleases, s);
+		c.epoch[i] = js.epoch[i];
+		c.transferred[i] = js.transferred[i] && !js.returned[i];
+		c.new_epoch[i] = js.new_epoch[i];
+		if (js.returned[i])
+			c.epoch[i] = js.returned_epoch[i];
+	}
+	/* Was the VM running on the source?  (source-checked; unknown: yes) */
+	c.source_was_running = js.source_checked ? js.source_running : true;
+	c.dest_started = js.dest_started;
+	if (journal_open(&c.j, path, why, sizeof(why)) < 0) {
+		complain(&c, "%s", why);
+		rc = 2;
+		goto out_state;
+	}
+	c.journal_ok = true;
+	rec_str(&c, "recover", "action", recover_action_name(act));
+
+	if (act == RECOVER_ASK_APPLIANCE) {
+		bool moved = false, stayed = false;
+		for (size_t i = 0; i < c.nleases; i++) {
+			if (!js.transfer_begun[i] || js.transferred[i])
+				continue;
+			struct lease_info li;
+			if (lease_show(&c, i, &li, why, sizeof(why)) < 0) {
+				complain(&c, "cannot read lease %s from the appliance: %s; try again later", c.lease_specs[i],
+					 why);
+				rc = 3;
+				goto out_state;
+			}
+			if (li.held && strcmp(li.holder, c.dest_holder) == 0 && li.epoch > c.epoch[i]) {
+				c.transferred[i] = true;
+				c.new_epoch[i] = li.epoch;
+				rec_lease(&c, "lease-transferred", i, li.epoch, c.dest_holder);
+				moved = true;
+			} else if (li.held && strcmp(li.holder, c.source_holder) == 0 && li.epoch == c.epoch[i]) {
+				stayed = true;
+			} else {
+				complain(&c, "lease %s changed under the migration: holder %s, epoch %" PRIu64
+					 "; not touching anything", c.lease_specs[i], li.held ? li.holder : "(none)", li.epoch);
+				rc = 3;
+				goto out_state;
+			}
+		}
+		act = (moved || any_transferred(&c)) ? RECOVER_FINISH : RECOVER_UNDO;
+		say(&c, "the appliance says the lease %s: %s", moved ? "moved" : stayed ? "did not move" : "?",
+		    recover_action_name(act));
+	}
+	switch (act) {
+	case RECOVER_UNDO:
+		rc = rollback_before(&c, "recover: undo the interrupted migration");
+		rc = rc == 1 ? 0 : rc;
+		break;
+	case RECOVER_UNDO_RETURN:
+		rc = rollback_after(&c, "recover: finish the interrupted rollback");
+		rc = rc == 1 ? 0 : rc;
+		break;
+	case RECOVER_FINISH: {
+		if (!js.dest_running) {
+			/* Leases not moved yet (crash between two transfers): the
+			 * source must be stopped for them to move. */
+			struct qmp *s = src_q(&c);
+			char rs[64] = "unreachable";
+			if (s)
+				qmp_status(s, rs, sizeof(rs), QMP_TIMEOUT_MS);
+			bool all = true;
+			for (size_t i = 0; i < c.nleases; i++)
+				all = all && c.transferred[i];
+			if (!all) {
+				if (strcmp(rs, "running") == 0) {
+					rc = rollback_after(&c, "recover: the source runs again; undo");
+					rc = rc == 1 ? 0 : rc;
+					break;
+				}
+				rc = transfer_leases(&c);
+				if (rc)
+					break;
+			}
+		}
+		rc = finish(&c);
+		break;
+	}
+	default:
+		break;
+	}
+out_state:
+	ctx_close(&c);
+	strv_free(c.lease_specs, c.nleases);
+	journal_state_free(&js);
+	free(path);
+	return rc;
+}
