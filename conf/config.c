@@ -35,6 +35,7 @@ struct cctx {
 	const char *name;       /* file name for messages */
 	char *err;
 	size_t errlen;
+	bool quiet;             /* no warnings (re-reading our own dump) */
 };
 
 static int cerr(struct cctx *c, const config_setting_t *s, const char *fmt, ...)
@@ -405,7 +406,8 @@ static int load_accounts(struct cctx *c, const config_setting_t *root, struct rs
 			/* Accepted, but said (never the secret itself). */
 			const config_setting_t *pw = config_setting_get_member(a, "password");
 			const char *w = strncmp(msg, "warning: ", 9) == 0 ? msg + 9 : msg;
-			log_warn("%s:%d: account '%s': %s", config_setting_source_file(pw) ?
+			if (!c->quiet)
+				log_warn("%s:%d: account '%s': %s", config_setting_source_file(pw) ?
 				 config_setting_source_file(pw) : c->name,
 				 (int)config_setting_source_line(pw), acc->user, w);
 			cfg->nweak++;
@@ -997,7 +999,7 @@ static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config
 {
 	static const char *const keys[] = {
 		"lun", "path", "type", "block_size", "direct", "readonly", "create", "size",
-		"serial", "thin_provisioning", NULL
+		"serial", "thin_provisioning", "removable", NULL
 	};
 	char type[16] = "file", size_s[64];
 	const config_setting_t *s;
@@ -1044,7 +1046,8 @@ static int load_lun(struct cctx *c, const config_setting_t *ls, struct rs_config
 	if (get_bool(c, ls, "direct", &l->bs.direct) < 0 ||
 	    get_bool(c, ls, "readonly", &l->bs.readonly) < 0 ||
 	    get_bool(c, ls, "create", &l->bs.create) < 0 ||
-	    get_bool(c, ls, "thin_provisioning", &l->thin_provisioning) < 0)
+	    get_bool(c, ls, "thin_provisioning", &l->thin_provisioning) < 0 ||
+	    get_bool(c, ls, "removable", &l->removable) < 0)
 		return -1;
 	s = config_setting_get_member(ls, "size");
 	if (s) {
@@ -1282,10 +1285,11 @@ int config_load(const char *path, struct rs_config *cfg, char *err, size_t errle
 	return ret;
 }
 
-int config_load_string(const char *text, const char *name, struct rs_config *cfg,
+static int load_string(const char *text, const char *name, bool quiet, struct rs_config *cfg,
 		       char *err, size_t errlen)
 {
-	struct cctx c = { .name = name ? name : "(string)", .err = err, .errlen = errlen };
+	struct cctx c = { .name = name ? name : "(string)", .err = err, .errlen = errlen,
+			  .quiet = quiet };
 	config_t lc;
 	int ret;
 
@@ -1299,6 +1303,17 @@ int config_load_string(const char *text, const char *name, struct rs_config *cfg
 	ret = config_from(&lc, cfg, &c);
 	config_destroy(&lc);
 	return ret;
+}
+
+int config_load_string(const char *text, const char *name, struct rs_config *cfg,
+		       char *err, size_t errlen)
+{
+	return load_string(text, name, false, cfg, err, errlen);
+}
+
+int config_load_running(const char *text, struct rs_config *cfg, char *err, size_t errlen)
+{
+	return load_string(text, "(running configuration)", true, cfg, err, errlen);
 }
 
 void config_free(struct rs_config *cfg)
@@ -1376,7 +1391,8 @@ int config_apply(const struct rs_config *cfg, char *err, size_t errlen)
 				.bs = l->bs,
 				.lu = { .serial = l->serial[0] ? l->serial : NULL,
 					.readonly = l->bs.readonly,
-					.thin_provisioning = l->thin_provisioning },
+					.thin_provisioning = l->thin_provisioning,
+					.removable = l->removable },
 			};
 			ret = reg_lun_new(t->tid, &spec, msg, sizeof(msg));
 			if (ret < 0)

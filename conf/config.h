@@ -58,6 +58,7 @@ struct rs_config_lun {
 	struct bstore_params bs;      /* block_size, direct, readonly, create, size */
 	char serial[33];              /* "" = derived */
 	bool thin_provisioning;       /* SBC-3 4.7: UNMAP, WRITE SAME unmap, LBPME */
+	bool removable;               /* RMB=1: START STOP eject/load, PREVENT ALLOW */
 	int line;                     /* where it was defined (messages) */
 };
 
@@ -108,6 +109,10 @@ int config_load(const char *path, struct rs_config *cfg, char *err, size_t errle
 /* Same from a string (tests); name is used in messages. */
 int config_load_string(const char *text, const char *name, struct rs_config *cfg,
 		       char *err, size_t errlen);
+/* Same, for the registry's own dump (reg_dump_config()): the running state
+ * as a struct rs_config for the reload diff.  Quiet: the warnings that the
+ * file already gave (short CHAP passwords) are not repeated. */
+int config_load_running(const char *text, struct rs_config *cfg, char *err, size_t errlen);
 void config_free(struct rs_config *cfg);
 /* Create accounts/targets/LUNs/ACLs in the registry and add the NFS exports
  * (only when nfs_enabled); all or nothing: 0, or -1 with a message.  Also

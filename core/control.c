@@ -82,7 +82,7 @@ static bool parse_bool_word(const char *v, bool *out)
 }
 
 struct lu_params {
-	bool readonly, direct, create, refresh, thin;
+	bool readonly, direct, create, refresh, thin, removable;
 	bool non_refresh;       /* any key other than refresh was given */
 	uint64_t size;
 	char serial[33];
@@ -105,7 +105,8 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 		if (strcmp(tok, "refresh") != 0)
 			p->non_refresh = true;
 		if (!strcmp(tok, "readonly") || !strcmp(tok, "direct") || !strcmp(tok, "create") ||
-		    !strcmp(tok, "refresh") || !strcmp(tok, "thin_provisioning")) {
+		    !strcmp(tok, "refresh") || !strcmp(tok, "thin_provisioning") ||
+		    !strcmp(tok, "removable")) {
 			if (!parse_bool_word(val, &b)) {
 				snprintf(msg, msglen, "--params %s: expected 0/1, got '%.40s'", tok, val);
 				return EINVAL;
@@ -118,6 +119,8 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 				p->create = b;
 			else if (!strcmp(tok, "thin_provisioning"))
 				p->thin = b;
+			else if (!strcmp(tok, "removable"))
+				p->removable = b;
 			else
 				p->refresh = b;
 		} else if (!strcmp(tok, "size")) {
@@ -139,7 +142,7 @@ static int parse_lu_params(const char *params, struct lu_params *p, char *msg, s
 			snprintf(p->serial, sizeof(p->serial), "%s", val);
 		} else {
 			snprintf(msg, msglen, "unknown --params key '%.40s' (readonly, direct, create, size, "
-				 "serial, thin_provisioning, refresh)", tok);
+				 "serial, thin_provisioning, removable, refresh)", tok);
 			return EINVAL;
 		}
 	}
@@ -240,7 +243,8 @@ static int exec_lu(const struct ctl_request *r, char *msg, size_t msglen)
 				.direct = lp.direct, .readonly = lp.readonly,
 				.create = lp.create, .size = lp.size },
 			.lu = { .serial = lp.serial[0] ? lp.serial : NULL, .readonly = lp.readonly,
-				.thin_provisioning = lp.thin },
+				.thin_provisioning = lp.thin,
+				.removable = lp.removable },
 		};
 		return -reg_lun_new(r->tid, &spec, msg, msglen);
 	}
@@ -781,10 +785,11 @@ static int exec_lease(const struct ctl_request *r, FILE *body, char *msg, size_t
 		goto out;
 	switch (r->op) {
 	case CTL_OP_SHOW:
-		if (lease_show(body, r->json, &obj->key) == 0) {
+		/* An existing object without a lease is not an error: an empty
+		 * list ({"leases": []}), so that scripts can tell "free" from
+		 * "no such LUN/file" (ENOENT, above). */
+		if (lease_show(body, r->json, &obj->key) == 0)
 			snprintf(msg, msglen, "there is no lease on that %s", nfs ? "file" : "LUN");
-			ret = ENOENT;
-		}
 		break;
 	case CTL_OP_ACQUIRE:
 		if (!found) {

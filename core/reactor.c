@@ -75,8 +75,9 @@ static void on_wake(struct rs_op *op, int res, uint32_t flags)
 	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED)
 		log_warn("reactor %d: eventfd read: %s", r->id, strerror(-res));
 	run_inbox(r);
-	if (!r->stopping)
-		arm_wake(r);
+	/* Re-arm even while stopping: a reactor may be run again (tests do), and
+	 * reactor_fini() tears the ring down with whatever is still armed. */
+	arm_wake(r);
 }
 
 static void arm_tick(struct reactor *r)
@@ -99,8 +100,7 @@ static void on_tick(struct rs_op *op, int res, uint32_t flags)
 		next = t->next;
 		t->fn(t, now);
 	}
-	if (!r->stopping)
-		arm_tick(r);
+	arm_tick(r);
 }
 
 int reactor_init(struct reactor *r, int id, unsigned entries)

@@ -388,6 +388,18 @@ bool reg_target_exists(int tid)
 	return found;
 }
 
+int reg_target_nsessions(int tid)
+{
+	struct iscsi_target *t;
+	int n;
+
+	pthread_mutex_lock(&reg_lock);
+	t = find_tid(tid);
+	n = t ? t->nsessions : -ENOENT;
+	pthread_mutex_unlock(&reg_lock);
+	return n;
+}
+
 /* Find a live target by tid and take a reference (control plane helper). */
 static struct iscsi_target *get_tid(int tid, char *err, size_t errlen)
 {
@@ -1240,6 +1252,40 @@ int reg_account_delete(const char *user, char *err, size_t errlen)
 	return 0;
 }
 
+int reg_account_set_password(const char *user, const char *password, char *err, size_t errlen)
+{
+	struct reg_account *a;
+	char warn[160] = "";
+	int ret;
+
+	if (!user || !*user) {
+		set_err(err, errlen, "missing account user name");
+		return -EINVAL;
+	}
+	ret = reg_chap_secret_check(password, warn, sizeof(warn));
+	if (ret < 0) {
+		set_err(err, errlen, "%s", warn);
+		return ret;
+	}
+	pthread_mutex_lock(&reg_lock);
+	a = find_account(user);
+	if (a) {
+		/* The secret is looked up at every login (reg_chap_*()), so
+		 * sessions already authenticated are not affected. */
+		explicit_bzero(a->secret, sizeof(a->secret));
+		snprintf(a->secret, sizeof(a->secret), "%s", password);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (!a) {
+		set_err(err, errlen, "can't find the account %s", user);
+		return -ENOENT;
+	}
+	log_notice("account %s: password changed%s", user, warn[0] ? " (short password)" : "");
+	if (warn[0])
+		set_err(err, errlen, "%s", warn);
+	return 0;
+}
+
 int reg_account_bind(int tid, const char *user, bool outgoing, char *err, size_t errlen)
 {
 	struct chap_bind *b;
@@ -1536,7 +1582,7 @@ static void show_lun_text(FILE *out, const struct reg_lun *rl)
 	fprintf(out, "            SCSI SN: %s\n", lu->serial);
 	fprintf(out, "            Size: %" PRIu64 " MB, Block size: %u\n", size_mb(bytes), lu->block_size);
 	fprintf(out, "            Online: Yes\n");
-	fprintf(out, "            Removable media: No\n");
+	fprintf(out, "            Removable media: %s\n", lu->removable ? "Yes" : "No");
 	fprintf(out, "            Prevent removal: %s\n", lu->removal_prevented ? "Yes" : "No");
 	fprintf(out, "            Readonly: %s\n", readonly ? "Yes" : "No");
 	fprintf(out, "            SWP: No\n");
@@ -1559,9 +1605,10 @@ static void show_lun_json(FILE *out, const struct reg_lun *rl)
 	fputs(", \"scsi_sn\": ", out);
 	json_str(out, lu->serial);
 	fprintf(out, ", \"size_bytes\": %" PRIu64 ", \"block_size\": %u, \"blocks\": %" PRIu64
-		", \"online\": true, \"removable\": false, \"readonly\": %s, \"thin_provisioning\": %s"
+		", \"online\": true, \"removable\": %s, \"readonly\": %s, \"thin_provisioning\": %s"
 		", \"backing_store_type\": ",
-		blocks * lu->block_size, lu->block_size, blocks, readonly ? "true" : "false",
+		blocks * lu->block_size, lu->block_size, blocks, lu->removable ? "true" : "false",
+		readonly ? "true" : "false",
 		rl->thin && lu->bs && lu->bs->can_discard ? "true" : "false");
 	json_str(out, rl->bstype);
 	fputs(", \"backing_store_path\": ", out);
@@ -1945,6 +1992,8 @@ static void dump_lun(FILE *out, const struct reg_lun *rl, bool last)
 		fputs(" readonly = true;", out);
 	if (rl->thin)
 		fputs(" thin_provisioning = true;", out);
+	if (lu->removable)
+		fputs(" removable = true;", out);
 	/* The serial (derived or given) pins the LU's identity (VPD 80/83)
 	 * across the reload. */
 	if (lu->serial[0]) {

@@ -715,13 +715,6 @@ struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scs
 	lu->readonly = p->readonly || bs->readonly;
 	lu->thin = p->thin_provisioning;
 	lu->removable = p->removable;
-	/* TEMP-LOCAL-RUNS: removable LUN numbers from the environment until
-	 * the config/registry wire the "removable" key.  Not to be committed. */
-	{
-		const char *e = getenv("RS_TEST_REMOVABLE_LUN");
-		if (e && *e && strtoull(e, NULL, 10) == lun)
-			lu->removable = true;
-	}
 	atomic_init(&lu->no_medium, false);
 	atomic_init(&lu->refcnt, 1);
 	pthread_mutex_init(&lu->lock, NULL);
