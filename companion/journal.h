@@ -7,9 +7,10 @@
  * remote shell, QMP sockets, lease holders and the ringstoradm arguments of
  * each lease); the following lines are the steps, in order:
  *
- *   preflight, lease-held{i,epoch}, dest-started, dest-listening, migrating,
- *   pre-switchover, transfer-begin{i,epoch}, lease-transferred{i,epoch},
- *   switchover, completed, dest-running, source-stopped, done
+ *   dest-command{argv}, preflight{exit}, lease-held{i,epoch}, source-checked{running},
+ *   dest-started, dest-listening, migrating, pre-switchover, transfer-begin{i,epoch},
+ *   lease-transferred{i,epoch}, switchover, completed, dest-running,
+ *   source-stopped, done
  *
  * and on the way back: rollback{reason}, dest-stopped,
  * lease-returned{i,epoch}, source-resumed, rolled-back; aborted (nothing

@@ -47,6 +47,8 @@ static void usage(FILE *out)
 	      "  --dest-disk X         the destination's path/URL for the disk at the same position\n"
 	      "                        (when it differs; a different path is itself a FAIL)\n"
 	      "  --remote-cmd PATH     ringstor-migrate on the hosts (default '" PREFLIGHT_DEFAULT_REMOTE_CMD "')\n"
+	      "  --lease KEY=VAL,... --source-holder ID [--appliance HOST] [--adm 'RINGSTORADM [ARGS]']\n"
+	      "                        check the image's lease on the appliance: free or held by ID\n"
 	      "Prints one line per check: PASS|FAIL|WARN <check>: <reason>.\n"
 	      "Exit status: 0 nothing failed, 1 a check failed, 2 usage or probe error.\n"
 	      "\n"
@@ -70,7 +72,8 @@ static void usage(FILE *out)
 
 enum {
 	OPT_JSON = 256, OPT_DISK, OPT_DOMAIN_XML, OPT_QEMU_CMDLINE, OPT_DOMAIN, OPT_INITIATOR, OPT_SOURCE,
-	OPT_DEST, OPT_DEST_DISK, OPT_RSH, OPT_REMOTE_CMD, OPT_TIMEOUT, OPT_VM,
+	OPT_DEST, OPT_DEST_DISK, OPT_RSH, OPT_REMOTE_CMD, OPT_TIMEOUT, OPT_VM, OPT_LEASE, OPT_APPLIANCE, OPT_ADM,
+	OPT_SOURCE_HOLDER,
 };
 
 static const struct option long_opts[] = {
@@ -89,6 +92,10 @@ static const struct option long_opts[] = {
 	{ "remote-cmd", required_argument, NULL, OPT_REMOTE_CMD },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "vm", required_argument, NULL, OPT_VM },
+	{ "lease", required_argument, NULL, OPT_LEASE },
+	{ "appliance", required_argument, NULL, OPT_APPLIANCE },
+	{ "adm", required_argument, NULL, OPT_ADM },
+	{ "source-holder", required_argument, NULL, OPT_SOURCE_HOLDER },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -101,6 +108,9 @@ struct args {
 	size_t ndest_disks;
 	const char *domain_xml, *qemu_cmdline, *domain, *initiator;
 	const char *source, *dest, *rsh, *remote_cmd;
+	char **leases;
+	size_t nleases;
+	const char *appliance, *adm, *source_holder;
 	int timeout_s;
 	struct vm_spec vm;
 	bool have_vm;
@@ -220,6 +230,16 @@ static int parse_args(int argc, char **argv, struct args *a, bool preflight)
 			}
 			strv_push(&a->dest_disks, &a->ndest_disks, optarg);
 			break;
+		case OPT_LEASE: case OPT_APPLIANCE: case OPT_ADM: case OPT_SOURCE_HOLDER:
+			if (!preflight) {
+				fprintf(stderr, "ringstor-migrate: %s is a preflight option\n", argv[optind - 1]);
+				return -1;
+			}
+			if (c == OPT_LEASE) strv_push(&a->leases, &a->nleases, optarg);
+			if (c == OPT_APPLIANCE) a->appliance = optarg;
+			if (c == OPT_ADM) a->adm = optarg;
+			if (c == OPT_SOURCE_HOLDER) a->source_holder = optarg;
+			break;
 		case OPT_SOURCE: case OPT_DEST: case OPT_RSH: case OPT_REMOTE_CMD: case OPT_TIMEOUT:
 			if (!preflight) {
 				fprintf(stderr, "ringstor-migrate: %s is a preflight option\n", argv[optind - 1]);
@@ -262,6 +282,9 @@ static void args_free(struct args *a)
 	for (size_t i = 0; i < a->ndest_disks; i++)
 		free(a->dest_disks[i]);
 	free(a->dest_disks);
+	for (size_t i = 0; i < a->nleases; i++)
+		free(a->leases[i]);
+	free(a->leases);
 	vm_spec_free(&a->vm);
 }
 
@@ -334,6 +357,12 @@ static int cmd_preflight(int argc, char **argv)
 		.self_exe = n > 0 ? self : NULL, .initiator_name = a.initiator, .disks = a.disks,
 		.ndisks = a.ndisks, .dest_disks = a.ndest_disks ? a.dest_disks : NULL, .vm = a.have_vm ? &a.vm : NULL, .timeout_s = a.timeout_s, .json = a.json,
 	};
+	char lease_reason[2048];
+	if (a.nleases) {
+		o.lease_status = migrate_lease_check(a.rsh, a.appliance, a.adm, a.leases, a.nleases, a.source_holder,
+						     lease_reason, sizeof(lease_reason));
+		o.lease_reason = lease_reason;
+	}
 	int rc = preflight_run(&o, stdout, stderr);
 	fflush(stdout);
 	args_free(&a);

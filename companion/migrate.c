@@ -1,5 +1,6 @@
 /* migrate.c - see migrate.h. */
 #include "companion/migrate.h"
+#include "companion/compare.h"
 #include "companion/journal.h"
 #include "companion/preflight.h"
 #include "companion/probe.h"
@@ -383,6 +384,7 @@ static void complain(struct mctx *c, const char *fmt, ...) __attribute__((format
 static void complain(struct mctx *c, const char *fmt, ...)
 {
 	va_list ap;
+	fflush(c->out);
 	va_start(ap, fmt);
 	fputs("ringstor-migrate: ", c->err);
 	vfprintf(c->err, fmt, ap);
@@ -951,6 +953,51 @@ static int finish(struct mctx *c)
 	return 0;
 }
 
+static int lease_check_ctx(struct mctx *c, const char *holder, char *reason, size_t len)
+{
+	struct strbuf sb = {0};
+	int status = CHECK_PASS;
+	for (size_t i = 0; i < c->nleases; i++) {
+		struct lease_info li;
+		char why[512];
+		const char *sep = sb.len ? "; " : "";
+		if (lease_show(c, i, &li, why, sizeof(why)) < 0) {
+			sb_printf(&sb, "%s%s: cannot read it on %s: %s", sep, c->lease_specs[i], c->appliance, why);
+			status = CHECK_FAIL;
+		} else if (!li.held) {
+			sb_printf(&sb, "%s%s free (epoch %" PRIu64 "): will be acquired for %s", sep, c->lease_specs[i],
+				  li.epoch, holder);
+		} else if (strcmp(li.holder, holder) == 0) {
+			sb_printf(&sb, "%s%s held by the source %s (epoch %" PRIu64 ")", sep, c->lease_specs[i], holder,
+				  li.epoch);
+		} else {
+			sb_printf(&sb, "%s%s held by %s (epoch %" PRIu64 "), not by the source %s", sep, c->lease_specs[i],
+				  li.holder, li.epoch, holder);
+			status = CHECK_FAIL;
+		}
+	}
+	snprintf(reason, len, "%s", sb.buf ? sb.buf : "no lease given");
+	sb_free(&sb);
+	return status;
+}
+
+int migrate_lease_check(const char *rsh, const char *appliance, const char *adm, char *const *leases, size_t n,
+			const char *holder, char *reason, size_t len)
+{
+	struct mctx c;
+	memset(&c, 0, sizeof(c));
+	c.rsh = rsh ? rsh : PREFLIGHT_DEFAULT_RSH;
+	c.appliance = appliance ? appliance : PREFLIGHT_LOCAL_HOST;
+	c.adm = adm ? adm : MIGRATE_DEFAULT_ADM;
+	c.lease_specs = (char **)leases;
+	c.nleases = n;
+	if (!holder) {
+		snprintf(reason, len, "the source's lease identity is unknown (--source-holder)");
+		return CHECK_WARN;
+	}
+	return lease_check_ctx(&c, holder, reason, len);
+}
+
 static void ctx_close(struct mctx *c)
 {
 	if (c->src_open)
@@ -1287,10 +1334,12 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 	}
 
 	/* Preflight: nothing moves unless it is clean. */
+	char lease_reason[2048];
+	int lease_status = lease_check_ctx(&c, c.source_holder, lease_reason, sizeof(lease_reason));
 	struct preflight_opts po = {
 		.source = c.source, .dest = c.dest, .rsh = c.rsh, .remote_cmd = c.remote_cmd, .self_exe = c.self_exe,
 		.initiator_name = o->probe_initiator, .disks = o->disks, .ndisks = o->ndisks, .vm = o->vm,
-		.timeout_s = o->preflight_timeout_s,
+		.timeout_s = o->preflight_timeout_s, .lease_status = lease_status, .lease_reason = lease_reason,
 	};
 	int pr = preflight_run(&po, out, err);
 	{

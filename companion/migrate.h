@@ -79,6 +79,13 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err);
  * for "nothing to do". */
 int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *out, FILE *err);
 
+/* The preflight's lease check: reads every lease (`ringstoradm --mode lease
+ * --op show --json` on the appliance through rsh) and returns an enum
+ * check_status: PASS if each is free or held by holder, FAIL if one is
+ * held by someone else or cannot be read; reason says which. */
+int migrate_lease_check(const char *rsh, const char *appliance, const char *adm, char *const *leases, size_t n,
+			const char *holder, char *reason, size_t len);
+
 /* ---- pieces, exported for the unit tests ---- */
 
 /* The destination's QEMU argv from the source's command line: drops -qmp,

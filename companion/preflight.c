@@ -232,6 +232,18 @@ int preflight_run(const struct preflight_opts *o, FILE *out, FILE *errf)
 	}
 	struct check_list cl = {0};
 	compare_probes(&ph[0], &ph[1], o->vm, again ? &ph[2] : NULL, &cl);
+	if (o->lease_reason) {
+		for (size_t i = 0; i < cl.n; i++) {
+			if (strcmp(cl.v[i].name, "lease") != 0)
+				continue;
+			char *r = strdup(o->lease_reason);
+			if (r) {
+				free(cl.v[i].reason);
+				cl.v[i].reason = r;
+				cl.v[i].status = (enum check_status)o->lease_status;
+			}
+		}
+	}
 	char *text = o->json ? check_list_json(&cl, o->source, o->dest) : check_list_text(&cl);
 	if (text)
 		fputs(text, out);

@@ -25,6 +25,11 @@ struct preflight_opts {
 	const struct vm_spec *vm;    /* may be NULL */
 	int timeout_s;
 	bool json;
+	/* The lease verdict, found by the caller (migrate_lease_check): it
+	 * replaces compare's "lease check not available" when lease_reason
+	 * is set.  lease_status is an enum check_status. */
+	int lease_status;
+	const char *lease_reason;
 };
 
 /* The argv that runs the probe on `host` (NULL-terminated, caller frees

@@ -11,6 +11,7 @@
 #include "lease.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1210,15 +1211,14 @@ bool lease_scsi_write_allowed(const uint8_t naa[16], const char *initiator)
 	return ok;
 }
 
-bool lease_nfs_write_allowed(uint32_t export_id, const uint8_t *fh, size_t fhlen,
-			     const char *client_addr, const char *machine_name)
+/* The NFS check proper: addr is the client's address (16 bytes, IPv4
+ * mapped) or NULL when unknown. */
+static bool nfs_allowed(const uint8_t *fh, size_t fhlen, const uint8_t *addr,
+			const char *machine_name)
 {
-	uint8_t fid[LEASE_FID_MAX], flen, addr[16];
-	bool ok = true, addr_ok = false, addr_done = false;
+	uint8_t fid[LEASE_FID_MAX], flen;
+	bool ok = true;
 
-	(void)export_id;        /* the file is matched whichever export it is reached through */
-	if (atomic_load_explicit(&L.nfs_held, memory_order_acquire) == 0)
-		return true;
 	if (lease_nfs_fid(fh, fhlen, fid, &flen) < 0)
 		return false;   /* cannot tell which file: do not risk it */
 	pthread_rwlock_rdlock(&L.rw);
@@ -1227,17 +1227,44 @@ bool lease_nfs_write_allowed(uint32_t export_id, const uint8_t *fh, size_t fhlen
 		if (!e->held || e->key.kind != LEASE_NFS || e->key.fid_len != flen ||
 		    memcmp(e->key.fid, fid, flen) != 0)
 			continue;
-		if (e->holder_is_addr) {
-			if (!addr_done) {
-				addr_ok = parse_addr(client_addr, addr);
-				addr_done = true;
-			}
-			ok = addr_ok && memcmp(addr, e->holder_addr, 16) == 0;
-		} else {
+		if (e->holder_is_addr)
+			ok = addr && memcmp(addr, e->holder_addr, 16) == 0;
+		else
 			ok = machine_name && machine_name[0] && strcasecmp(machine_name, e->holder) == 0;
-		}
 		break;
 	}
 	pthread_rwlock_unlock(&L.rw);
 	return ok;
+}
+
+bool lease_nfs_write_allowed(uint32_t export_id, const uint8_t *fh, size_t fhlen,
+			     const char *client_addr, const char *machine_name)
+{
+	uint8_t addr[16];
+
+	(void)export_id;        /* the file is matched whichever export it is reached through */
+	if (atomic_load_explicit(&L.nfs_held, memory_order_acquire) == 0)
+		return true;
+	return nfs_allowed(fh, fhlen, parse_addr(client_addr, addr) ? addr : NULL, machine_name);
+}
+
+bool lease_nfs_write_allowed_sa(uint32_t export_id, const uint8_t *fh, size_t fhlen,
+				const struct sockaddr *peer, const char *machine_name)
+{
+	uint8_t addr[16];
+	const uint8_t *a = NULL;
+
+	(void)export_id;
+	if (atomic_load_explicit(&L.nfs_held, memory_order_acquire) == 0)
+		return true;
+	if (peer && peer->sa_family == AF_INET) {
+		memset(addr, 0, 10);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+		a = addr;
+	} else if (peer && peer->sa_family == AF_INET6) {
+		memcpy(addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+		a = addr;
+	}
+	return nfs_allowed(fh, fhlen, a, machine_name);
 }

@@ -38,6 +38,11 @@
  * cannot be made durable is refused.  A damaged file refuses the start:
  * silently starting without leases would drop the fencing.
  *
+ * The gate is checked when a command starts: a write that passed it before
+ * a transfer or release may still complete after it.  Whoever moves a lease
+ * must have stopped the old holder's I/O first (a migration transfers with
+ * the source paused), as with any fencing token checked at the storage.
+ *
  * Threads: the control operations may block (they write the file) and are
  * serialised internally; the *_write_allowed() hooks are for the reactors:
  * no syscalls, one atomic load when no lease of that kind is held, else a
@@ -167,6 +172,11 @@ bool lease_scsi_write_allowed(const uint8_t naa[16], const char *initiator);
  * (fh_verify); an unparsable handle is refused while NFS leases exist. */
 bool lease_nfs_write_allowed(uint32_t export_id, const uint8_t *fh, size_t fhlen,
 			     const char *client_addr, const char *machine_name);
+/* The same with the caller's socket address (AF_INET / AF_INET6; the
+ * port is ignored): no formatting on the data path. */
+struct sockaddr;
+bool lease_nfs_write_allowed_sa(uint32_t export_id, const uint8_t *fh, size_t fhlen,
+				const struct sockaddr *peer, const char *machine_name);
 
 /* Number of held leases (both kinds): cheap, for tests and show. */
 unsigned lease_held_count(void);

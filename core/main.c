@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "conf/reload.h"
 #include "core/control.h"
+#include "core/lease.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/sdnotify.h"
@@ -264,7 +266,7 @@ int main(int argc, char **argv)
 			/* 0 = no listener of its own for MOUNT / NLM. */
 			long min = c == OPT_MOUNT_PORT || c == OPT_NLM_PORT ? 0 : 1;
 			if (!*optarg || *end || v < min || v > 65535) {
-				fprintf(stderr, "ringstord: port: expected 1..65535, got '%s'\n", optarg);
+				fprintf(stderr, "ringstord: port: expected %ld..65535, got '%s'\n", min, optarg);
 				return 2;
 			}
 			if (c == OPT_NFS_PORT) { nfs_cli.nfs_port = (uint16_t)v; nfs_cli_set |= 2; }
@@ -381,6 +383,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		reg_set_appliance_id(id);
+	}
+	/* Image leases fence writers (issue 5); a lease file that cannot be read
+	 * must stop the start rather than silently drop the fencing. */
+	if (lease_init(state_dir) < 0) {
+		log_err("%s/leases: cannot load the image leases; not starting", state_dir);
+		return 1;
 	}
 
 	/* NFS: command-line flags override the config's nfs section.
@@ -516,9 +524,40 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* Reload (conf/reload.h): the running state follows the
+			 * file; untouched sessions keep running.  What the command
+			 * line overrides is not the file's to change. */
+			long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+			struct reload_opts ro = {
+				.path = config_path,
+				.started = &cfg,
+				.nfs_running = nfs_on,
+				.cli_exports = nfs_exports,
+				.ncli_exports = n_nfs_exports,
+			};
+			struct reload_result rr;
+			char status[200];
+
+			if (ncli_portals)
+				ro.flags |= RELOAD_CLI_PORTALS;
+			if (nfs_flag)
+				ro.flags |= RELOAD_CLI_NFS;
+			if (log_level && log_level != cfg.log_level)
+				ro.flags |= RELOAD_CLI_LOG_LEVEL;
+			if (threads != (cfg.threads > 0 ? cfg.threads : (int)(ncpu > 0 ? ncpu : 1)))
+				ro.flags |= RELOAD_CLI_THREADS;
+			if (control_path != cfg.control_socket && strcmp(control_path, DEFAULT_CONTROL))
+				ro.flags |= RELOAD_CLI_CONTROL;
+			if (state_dir != cfg.state_dir && strcmp(state_dir, DEFAULT_STATE_DIR))
+				ro.flags |= RELOAD_CLI_STATE_DIR;
 			rs_notify_reloading("reloading the configuration");
-			log_notice("SIGHUP: configuration reload is not implemented yet; ignored");
-			rs_notify_ready("configuration unchanged");
+			if (reload_config(&ro, &rr, err, sizeof(err)) < 0)
+				snprintf(status, sizeof(status), "reload failed, configuration unchanged: %.120s",
+					 err);
+			else
+				snprintf(status, sizeof(status), "reloaded: %d change%s, %d deferred, %d failed",
+					 rr.applied, rr.applied == 1 ? "" : "s", rr.deferred, rr.failed);
+			rs_notify_ready(status);
 			continue;
 		}
 		log_notice("signal %d: shutting down", sig);

@@ -36,6 +36,7 @@
 #include <nfsc/libnfs-zdr.h>
 #include <nfsc/libnfs-raw-nfs.h>
 
+#include "../core/lease.h"
 #include "../core/log.h"
 #include "../core/workpool.h"
 #include "exports.h"
@@ -2124,6 +2125,14 @@ static void nfs3_dispatch(struct rpc_call *call)
 	}
 	if (st == NFS3_OK && r->pd->modifies && !r->opts.rw)
 		st = NFS3ERR_ROFS;
+	/* Image leases (core/lease.h, issue 5): only the holder may change a
+	 * leased file's data or size (RFC 1813 2.6: NFS3ERR_ACCES). */
+	if (st == NFS3_OK && (r->proc == P_WRITE || r->proc == P_COMMIT ||
+			      (r->proc == P_SETATTR && r->sa.set_size)) &&
+	    !lease_nfs_write_allowed_sa(r->exp->id, r->h[0].data, r->h[0].len,
+					(const struct sockaddr *)&r->call->peer,
+					r->call->auth.flavor == RPC_AUTH_SYS ? r->call->auth.machine : NULL))
+		st = NFS3ERR_ACCES;
 	if (st != NFS3_OK) {
 		req_fail(r, st);
 		return;

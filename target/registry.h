@@ -104,6 +104,8 @@ int reg_name_check(const char *name, char *err, size_t errlen);
 const char *reg_bstype_canonical(const char *bstype);
 /* Does target tid exist? */
 bool reg_target_exists(int tid);
+/* Number of sessions (I_T nexuses) logged in to target tid, or -ENOENT. */
+int reg_target_nsessions(int tid);
 /* What `--mode sys --op show` reports besides the registry's own state. */
 void reg_set_sys_info(const char *version, int nr_reactors,
 		      const char *const *portals, int nportals);
@@ -118,6 +120,11 @@ int reg_show_sessions(FILE *out, int tid, uint64_t sid, bool with_params, bool j
  * mutual CHAP available.  Secrets are copied out, never logged or shown. */
 int reg_account_new(const char *user, const char *password, char *err, size_t errlen);
 int reg_account_delete(const char *user, char *err, size_t errlen);
+/* Change an account's password in place, keeping its bindings (config
+ * reload): 0 (with a warning in err if it is short, as reg_account_new()),
+ * -ENOENT or -EINVAL. */
+int reg_account_set_password(const char *user, const char *password, char *err,
+			     size_t errlen);
 int reg_account_bind(int tid, const char *user, bool outgoing, char *err, size_t errlen);
 int reg_account_unbind(int tid, const char *user, bool outgoing, char *err, size_t errlen);
 void reg_show_accounts(FILE *out, bool json);

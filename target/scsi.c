@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/lease.h"
 #include "../core/log.h"
 #include "scsi_internal.h"
 #include "scsi_pr.h"
@@ -431,6 +432,16 @@ void scsi_cmd_execute(struct scsi_cmd *cmd)
 	 * in INQUIRY), so the command is rejected. */
 	if (cmd->cdb[d->cdb_len - 1] & 0x04) {
 		scsi_fail_cdb(cmd, (uint16_t)(d->cdb_len - 1), 2);
+		return;
+	}
+	/* Image leases (core/lease.h, issue 5): a write-class command from
+	 * an initiator that does not hold the LU's lease ends in RESERVATION
+	 * CONFLICT (SAM-5 5.3.3), before and beside the reservation check. */
+	if (cmd->lu && lease_is_write_opcode(cmd->cdb) &&
+	    !lease_scsi_write_allowed(cmd->lu->naa, cmd->nexus ? cmd->nexus->initiator_port : NULL)) {
+		cmd->status = SAM_STAT_RESERVATION_CONFLICT;
+		cmd->sense_len = 0;
+		scsi_cmd_complete(cmd);
 		return;
 	}
 	/* SPC-4 5.13.1 / SPC-2 5.5.1: a command that conflicts with a

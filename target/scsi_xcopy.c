@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/lease.h"
 #include "../core/log.h"
 #include "scsi_internal.h"
 #include "scsi_pr.h"
@@ -399,6 +400,14 @@ static bool xc_pr_ok(struct xc_job *j, struct scsi_lu *lu, bool write)
 {
 	struct scsi_cmd *pc = &j->probe;
 
+	/* Image leases (core/lease.h): the destination is written on behalf
+	 * of this initiator. */
+	if (write && !lease_scsi_write_allowed(lu->naa, j->cmd->nexus ? j->cmd->nexus->initiator_port
+								       : NULL)) {
+		j->cmd->status = SAM_STAT_RESERVATION_CONFLICT;
+		j->cmd->sense_len = 0;
+		return false;
+	}
 	memset(pc, 0, sizeof(*pc));
 	pc->cdb[0] = write ? 0x8a : 0x88;
 	pc->cdb_len = 16;

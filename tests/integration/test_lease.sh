@@ -13,7 +13,8 @@
 #     CONFLICT while reads pass, the holder writes, and a transfer moves that
 #     right; an NFS WRITE / COMMIT / SETATTR(size) from a non-holder gets
 #     NFS3ERR_ACCES, READ passes, the holder (by address or AUTH_SYS machine
-#     name) writes.  A SCSI-3 reservation still conflicts beside a lease.
+#     name) writes.  A SCSI-3 reservation still conflicts beside a lease;
+#     EXTENDED COPY into a leased LU conflicts; the lease's NAA is VPD 83h's.
 # Env: BUILD, LEASE_ENFORCEMENT.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -57,6 +58,9 @@ expect 0 --mode lease --op show
 [ -s "$T/out" ] && fail "show with no leases printed: $(cat "$T/out")"
 expect 0 --mode lease --op show --json
 [ "$(cat "$T/out")" = '{"leases": []}' ] || fail "empty JSON show: $(cat "$T/out")"
+expect 0 "${L1[@]}" --op show --json
+[ "$(cat "$T/out")" = '{"leases": []}' ] || fail "show --json of a LUN without a lease: $(cat "$T/out")"
+expect 2 --mode lease --tid 1 --lun 9 --op show --json
 expect 0 "${L1[@]}" --op acquire --holder "$INIT1"
 [ "$(cat "$T/out")" = 1 ] || fail "first acquire printed '$(cat "$T/out")', want 1"
 expect 0 "${L1[@]}" --op acquire --holder "$INIT1"
@@ -164,13 +168,14 @@ ok "a truncated lease file stops ringstord from starting ($(grep -m1 -o 'leases:
 start_daemon "$T/rs.conf" "${NFSARGS[@]}"
 
 # --------------------------------------------------- data path enforcement
-if [ "${LEASE_ENFORCEMENT:-0}" != 1 ]; then
+if [ "${LEASE_ENFORCEMENT:-1}" != 1 ]; then
 	ok "data path enforcement not checked (set LEASE_ENFORCEMENT=1 once the hooks are wired)"
 	exit 0
 fi
 
 cat >"$T/io.py" <<'PY'
-"""iscsi PORT TARGET INITIATOR LUN WANT | nfs NFSP MNTP EXP FILE MACHINE WANT | pr PORT TARGET INIT1 INIT2"""
+"""iscsi PORT TARGET INITIATOR LUN WANT | nfs NFSP MNTP EXP FILE MACHINE WANT |
+pr PORT TARGET INIT1 INIT2 | xcopy PORT TARGET INITIATOR NAA_OF_LUN1"""
 import os, socket, struct, sys, time
 sys.path.insert(0, os.environ["TOP"] + "/tests")
 import iscsi_proto as p
@@ -196,7 +201,10 @@ def iscsi(port, target, ini, lun, want, isid=b"\x80\x00\x00\x00\x00\x07"):
     print("ok: %s on LUN %d: reads pass, writes -> %#x" % (ini, lun, want))
 
 def pr(port, target, ini1, ini2):
-    """A SCSI-3 reservation still conflicts beside a lease held by its holder."""
+    """LUN 1, lease held by ini1.  PR OUT is not write-class for the lease:
+    the non-holder ini2 registers and takes a WRITE EXCLUSIVE reservation;
+    then the reservation stops the lease holder ini1 and the lease still
+    stops ini2: both gates apply, independently."""
     p.HOST, p.PORT, p.TGT = "127.0.0.1", port, target
     def sess(ini, isid):
         p.INI = ini
@@ -208,13 +216,36 @@ def pr(port, target, ini1, ini2):
         params = struct.pack(">QQI", key, sark, 0) + b"\0\0\0\0"
         cdb = bytes([0x5F, sa, prtype, 0, 0]) + struct.pack(">I", len(params)) + b"\0"
         return c.run(cdb, edtl=len(params), write=True, data=params)[0]
+    def w(c):
+        return c.run(bytes([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, write=True, data=b"p" * 512)[0]
     a, b = sess(ini1, b"\x80\x00\x00\x00\x00\x11"), sess(ini2, b"\x80\x00\x00\x00\x00\x12")
-    assert prout(a, 0, 0, 0x77) == 0 and prout(a, 1, 0x77, 0, prtype=1) == 0, "REGISTER/RESERVE"
-    # ini1 holds the lease and the reservation: it writes; ini2: conflict
-    assert a.run(bytes([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, write=True, data=b"p" * 512)[0] == 0
-    assert b.run(bytes([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, write=True, data=b"q" * 512)[0] == 0x18
-    assert prout(a, 2, 0x77, 0, prtype=1) == 0 and prout(a, 0, 0x77, 0) == 0, "RELEASE/unregister"
-    print("ok: PR OUT passes the lease gate; reservations still apply beside the lease")
+    assert w(a) == 0 and w(b) == 0x18, "lease alone"
+    assert prout(b, 0, 0, 0x77) == 0, "REGISTER by the lease non-holder"
+    assert prout(b, 1, 0x77, 0, prtype=1) == 0, "RESERVE (WE) by the lease non-holder"
+    assert w(a) == 0x18, "the lease holder must still meet the reservation"
+    assert w(b) == 0x18, "the reservation holder must still meet the lease"
+    assert prout(b, 2, 0x77, 0, prtype=1) == 0 and prout(b, 0, 0x77, 0) == 0, "RELEASE/unregister"
+    assert w(a) == 0 and w(b) == 0x18, "lease alone again"
+    print("ok: PR OUT passes the lease gate; a reservation and a lease both apply")
+
+def xc(port, target, ini, naa1_hex):
+    """EXTENDED COPY by ini from LUN 2 into LUN 1 (leased by someone else):
+    the copy manager writes for ini, so RESERVATION CONFLICT; the other
+    direction passes.  Also: the lease's NAA is the one VPD page 83h shows."""
+    p.HOST, p.PORT, p.TGT, p.INI = "127.0.0.1", port, target, ini
+    c = p.Conn(isid=b"\x80\x00\x00\x00\x00\x21")
+    assert c.login()[0] == 0
+    for lun in (1, 2):
+        for _ in range(4):
+            if c.run(p.tur(), lun=lun)[0] == 0:
+                break
+    naa1, naa2 = p.inquiry_naa(c, 1), p.inquiry_naa(c, 2)
+    assert naa1 is not None and naa1.hex() == naa1_hex, (naa1, naa1_hex)
+    st = p.xcopy(c, p.xcopy_list([(naa2, 512), (naa1, 512)], [(0, 1, 1, 0, 0)]), lun=2)[0]
+    assert st == 0x18, "XCOPY into the leased LU: status %s" % st
+    st = p.xcopy(c, p.xcopy_list([(naa1, 512), (naa2, 512)], [(0, 1, 1, 0, 0)], list_id=0x12), lun=2)[0]
+    assert st == 0, "XCOPY out of the leased LU: status %s" % st
+    print("ok: the lease is on the NAA of VPD 83h; EXTENDED COPY into a leased LU conflicts")
 
 xid = [int(time.time() * 1000) & 0xffffff]
 def p32(v): return struct.pack(">I", v)
@@ -278,6 +309,8 @@ if a[0] == "iscsi":
     iscsi(int(a[1]), a[2], a[3], int(a[4]), int(a[5], 0))
 elif a[0] == "pr":
     pr(int(a[1]), a[2], a[3], a[4])
+elif a[0] == "xcopy":
+    xc(int(a[1]), a[2], a[3], a[4])
 else:
     nfs(int(a[1]), int(a[2]), a[3], a[4], a[5], int(a[6]))
 PY
@@ -290,6 +323,9 @@ io iscsi "$PORT" "$IQN" "$INIT2" 1 0x18
 io iscsi "$PORT" "$IQN" "$INIT1" 2 0x18
 io iscsi "$PORT" "$IQN" "$INIT2" 2 0
 io pr "$PORT" "$IQN" "$INIT1" "$INIT2"
+expect 0 "${L1[@]}" --op show --json
+NAA1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["leases"][0]["naa"])' "$T/out")
+io xcopy "$PORT" "$IQN" "$INIT2" "$NAA1"
 expect 0 "${L1[@]}" --op transfer --holder "$INIT2" --epoch 4
 io iscsi "$PORT" "$IQN" "$INIT1" 1 0x18
 io iscsi "$PORT" "$IQN" "$INIT2" 1 0

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "core/control.h"
 #include "core/control_proto.h"
@@ -369,6 +371,22 @@ static void test_nfs_holder_matching(void **state)
 	assert_int_equal(e, 2);
 	assert_true(lease_nfs_write_allowed(7, fh, len, "[fd00:0::2]:700", NULL));
 	assert_false(lease_nfs_write_allowed(7, fh, len, "fd00::3", NULL));
+	/* the socket address variant (what the gateway has at hand) */
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(900) };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	inet_pton(AF_INET6, "fd00::2", &s6.sin6_addr);
+	assert_true(lease_nfs_write_allowed_sa(7, fh, len, (struct sockaddr *)&s6, NULL));
+	inet_pton(AF_INET6, "fd00::3", &s6.sin6_addr);
+	assert_false(lease_nfs_write_allowed_sa(7, fh, len, (struct sockaddr *)&s6, "fd00::2"));
+	assert_false(lease_nfs_write_allowed_sa(7, fh, len, NULL, NULL));
+	inet_pton(AF_INET, "10.0.0.3", &s4.sin_addr);
+	fake_fh(fh3, &len3, 7, 2);
+	assert_true(lease_nfs_write_allowed_sa(7, fh3, len3, (struct sockaddr *)&s4, "HOSTB.example.com"));
+	assert_false(lease_nfs_write_allowed_sa(7, fh3, len3, (struct sockaddr *)&s4, NULL));
+	assert_int_equal(lease_transfer(&byname, "10.0.0.3", 1, &e, msg, sizeof(msg)), 0);
+	assert_true(lease_nfs_write_allowed_sa(7, fh3, len3, (struct sockaddr *)&s4, NULL));
+	inet_pton(AF_INET, "10.0.0.4", &s4.sin_addr);
+	assert_false(lease_nfs_write_allowed_sa(7, fh3, len3, (struct sockaddr *)&s4, NULL));
 	/* iSCSI leases do not leak into NFS and back */
 	assert_true(lease_scsi_write_allowed(o.key.naa, "iqn.x"));
 }
@@ -682,6 +700,59 @@ static void test_concurrent_readers(void **state)
 	assert_int_equal(cur, 121);
 }
 
+/* ------------------------------------------------------------ wire format */
+
+static void test_proto_lease_fields(void **state)
+{
+	static struct ctl_request r, back;
+	static char buf[CTL_REQ_MAX];
+	char err[200];
+	int n;
+	(void)state;
+
+	assert_int_equal(ctl_mode_parse("lease"), CTL_MODE_LEASE);
+	assert_string_equal(ctl_mode_name(CTL_MODE_LEASE), "lease");
+	assert_int_equal(ctl_op_parse("acquire"), CTL_OP_ACQUIRE);
+	assert_int_equal(ctl_op_parse("transfer"), CTL_OP_TRANSFER);
+	assert_int_equal(ctl_op_parse("release"), CTL_OP_RELEASE);
+	for (int o = CTL_OP_ACQUIRE; o <= CTL_OP_RELEASE; o++)
+		assert_int_equal(ctl_op_parse(ctl_op_name((enum ctl_op)o)), o);
+	ctl_request_init(&r);
+	r.mode = CTL_MODE_LEASE;
+	r.op = CTL_OP_TRANSFER;
+	r.has_export_id = true;
+	r.export_id = 4000000000u;
+	snprintf(r.file, sizeof(r.file), "dir with space/vm%%1.img");
+	snprintf(r.holder, sizeof(r.holder), "host.example");
+	r.has_epoch = true;
+	r.epoch = UINT64_MAX;
+	n = ctl_request_encode(&r, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "epoch=18446744073709551615\n"));
+	assert_int_equal(ctl_request_decode(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	assert_int_equal(back.mode, CTL_MODE_LEASE);
+	assert_int_equal(back.op, CTL_OP_TRANSFER);
+	assert_true(back.has_epoch);
+	assert_true(back.epoch == UINT64_MAX);
+	assert_string_equal(back.holder, "host.example");
+	assert_string_equal(back.file, "dir with space/vm%1.img");
+	/* epoch 0 is a value, not "absent" */
+	r.epoch = 0;
+	n = ctl_request_encode(&r, buf, sizeof(buf));
+	assert_int_equal(ctl_request_decode(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	assert_true(back.has_epoch);
+	assert_true(back.epoch == 0);
+	/* malformed epochs */
+	static const char *bad[] = {
+		"ringstor-ctl 1\nmode=lease\nop=release\nepoch=-1\n\n",
+		"ringstor-ctl 1\nmode=lease\nop=release\nepoch=18446744073709551616\n\n",
+		"ringstor-ctl 1\nmode=lease\nop=release\nepoch=\n\n",
+		"ringstor-ctl 1\nmode=lease\nop=release\nepoch=1\nepoch=2\n\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(ctl_request_decode(bad[i], strlen(bad[i]), &back, err, sizeof(err)), -1);
+}
+
 /* ------------------------------------------------------------ control plane */
 
 static int exec(struct ctl_request *r, char **body)
@@ -775,6 +846,15 @@ static void test_control_iscsi(void **state)
 	assert_int_equal(exec(&r, &body), 0);
 	assert_non_null(strstr(body, "\"epoch\": 2"));
 	free(body);
+	/* an existing LU without a lease: an empty list, not an error */
+	spec.lun = 3;
+	assert_int_equal(reg_lun_new(1, &spec, err, sizeof(err)), 0);
+	spec.lun = 1;
+	r.lun = 3;
+	assert_int_equal(exec(&r, &body), 0);
+	assert_string_equal(body, "{\"leases\": []}\n");
+	free(body);
+	r.lun = 1;
 
 	/* the LU is deleted and re-created under the same name and number:
 	 * same NAA, the lease still applies */
@@ -910,6 +990,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_opcodes),
+		cmocka_unit_test(test_proto_lease_fields),
 		cmocka_unit_test_setup_teardown(test_acquire_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer_release_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_epoch_overflow, setup, teardown),
