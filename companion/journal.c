@@ -313,8 +313,8 @@ int journal_replay(const char *text, size_t len, struct journal_state *st, char 
 			st->dest_started = true;
 		} else if (strcmp(step, "migrating") == 0) {
 			st->migrating = true;
-		} else if (strcmp(step, "pre-switchover") == 0) {
-			st->pre_switchover = true;
+		} else if (strcmp(step, "transfer-point") == 0) {
+			st->transfer_point = true;
 		} else if (strcmp(step, "switchover") == 0) {
 			st->switchover = true;
 		} else if (strcmp(step, "completed") == 0) {

@@ -8,9 +8,11 @@
  * each lease); the following lines are the steps, in order:
  *
  *   dest-command{argv}, preflight{exit}, lease-held{i,epoch}, source-checked{running},
- *   dest-started, dest-listening, migrating, pre-switchover, transfer-begin{i,epoch},
- *   lease-transferred{i,epoch}, switchover, completed, dest-running,
- *   source-stopped, done
+ *   dest-started, dest-listening, migrating, [completed,] transfer-point{source_state},
+ *   transfer-begin{i,epoch}, lease-transferred{i,epoch}, [switchover, completed,]
+ *   dest-running{paused_ms}, source-stopped, done
+ * (completed comes before the transfer with --transfer-at completed, after
+ * it, following switchover = migrate-continue, with pre-switchover)
  *
  * and on the way back: rollback{reason}, dest-stopped,
  * lease-returned{i,epoch}, source-resumed, rolled-back; aborted (nothing
@@ -64,7 +66,7 @@ struct journal_state {
 	bool returned[JOURNAL_MAX_LEASES];
 	uint64_t returned_epoch[JOURNAL_MAX_LEASES];
 	bool source_checked, source_running;     /* source-checked{running} */
-	bool dest_started, migrating, pre_switchover, switchover, completed;
+	bool dest_started, migrating, transfer_point, switchover, completed;
 	bool dest_running, source_stopped, done;
 	bool rollback, dest_stopped, source_resumed, rolled_back, aborted;
 	bool torn_tail;                  /* the last line was incomplete */

@@ -57,7 +57,7 @@ static void usage(FILE *out)
 	      "                           [--port N] [--appliance HOST] [--adm 'RINGSTORADM [ARGS]'] [--rsh 'COMMAND']\n"
 	      "                           [--remote-cmd PATH] [--journal DIR] [--source-holder ID] [--vm NAME]\n"
 	      "                           [--driver qemu] [--dest-qemu-cmdline FILE] [--timeout S] [--no-progress]\n"
-	      "                           [--disk X]... [--initiator-name IQN]\n"
+	      "                           [--disk X]... [--initiator-name IQN] [--transfer-at completed|pre-switchover]\n"
 	      "  --lease KEY=VAL,...   the image's lease on the appliance, as ringstoradm options without\n"
 	      "                        the dashes: tid=1,lun=1 (iSCSI) or lld=nfs,path=P; repeatable\n"
 	      "  --source-holder ID    the source's lease identity (default: its -iscsi initiator-name)\n"
@@ -373,7 +373,7 @@ enum {
 	M_VM = 300, M_DRIVER, M_SOURCE, M_DEST, M_APPLIANCE, M_RSH, M_REMOTE_CMD, M_ADM, M_QMP_SOURCE, M_QMP_DEST,
 	M_DEST_PIDFILE, M_QEMU_CMDLINE, M_DEST_QEMU_CMDLINE, M_SOURCE_HOLDER, M_DEST_HOLDER, M_LEASE, M_DEST_ADDR,
 	M_PORT, M_JOURNAL, M_TIMEOUT, M_NO_PROGRESS, M_DISK, M_INITIATOR, M_DOMAIN_XML, M_DRY_RUN,
-	M_PREFLIGHT_TIMEOUT,
+	M_PREFLIGHT_TIMEOUT, M_TRANSFER_AT,
 };
 
 static const struct option migrate_opts_tbl[] = {
@@ -405,6 +405,7 @@ static const struct option migrate_opts_tbl[] = {
 	{ "initiator-name", required_argument, NULL, M_INITIATOR },
 	{ "domain-xml", required_argument, NULL, M_DOMAIN_XML },
 	{ "dry-run", no_argument, NULL, M_DRY_RUN },
+	{ "transfer-at", required_argument, NULL, M_TRANSFER_AT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -456,6 +457,7 @@ static int cmd_migrate(int argc, char **argv)
 			}
 			break;
 		case M_JOURNAL: o.journal_dir = optarg; break;
+		case M_TRANSFER_AT: o.transfer_at = optarg; break;
 		case M_TIMEOUT:
 		case M_PREFLIGHT_TIMEOUT:
 			if (!parse_int(optarg, 1, 86400, c == M_TIMEOUT ? &o.timeout_s : &o.preflight_timeout_s)) {

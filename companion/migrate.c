@@ -359,6 +359,10 @@ struct mctx {
 	uint64_t new_epoch[MAX_LEASES];
 	bool source_was_running;
 	bool dest_started;
+	bool at_completion;               /* --transfer-at completed */
+	bool completed_recorded;
+	uint64_t qemu_downtime_ms;        /* QEMU's own, reported at completion */
+	long t_stopped;                   /* when we saw the source stopped (mono ms), 0 unknown */
 	struct qmp src, dst;
 	bool src_open, dst_open, src_tried, dst_tried;
 	struct journal j;
@@ -844,6 +848,26 @@ static int transfer_leases(struct mctx *c)
 	return 0;
 }
 
+static long mono_ms(void);
+
+static void record_completed(struct mctx *c, const struct json_value *reply)
+{
+	if (c->completed_recorded)
+		return;
+	c->completed_recorded = true;
+	print_progress(c, reply, true);
+	uint64_t dt = 0, tt = 0;
+	struct strbuf m = {0};
+	if (json_u64(json_get(qmp_ret(reply), "downtime"), &dt)) {
+		jm_u64(&m, "downtime_ms", dt);
+		c->qemu_downtime_ms = dt;
+	}
+	if (json_u64(json_get(qmp_ret(reply), "total-time"), &tt))
+		jm_u64(&m, "total_ms", tt);
+	rec(c, "completed", m.buf);
+	sb_free(&m);
+}
+
 /* From "leases transferred" to "done": let the source finish sending,
  * resume the destination, stop the source. */
 static int finish(struct mctx *c)
@@ -878,17 +902,8 @@ static int finish(struct mctx *c)
 			}
 			usleep(50 * 1000);
 		}
-		if (strcmp(st, "completed") == 0) {
-			print_progress(c, last, true);
-			uint64_t dt = 0, tt = 0;
-			struct strbuf m = {0};
-			if (json_u64(json_get(qmp_ret(last), "downtime"), &dt))
-				jm_u64(&m, "downtime_ms", dt);
-			if (json_u64(json_get(qmp_ret(last), "total-time"), &tt))
-				jm_u64(&m, "total_ms", tt);
-			rec(c, "completed", m.buf);
-			sb_free(&m);
-		}
+		if (strcmp(st, "completed") == 0)
+			record_completed(c, last);
 		json_free(last);
 		if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
 			char reason[128];
@@ -928,8 +943,22 @@ static int finish(struct mctx *c)
 			return rollback_after(c, reason);
 		}
 	}
-	rec_str(c, "dest-running", "state", ds);
-	say(c, "destination %s: %s", c->dest, ds);
+	{
+		/* How long the guest stood still: with --transfer-at completed
+		 * QEMU's downtime, then our lease handover and cont; at
+		 * pre-switchover, all of it happened since we saw the stop. */
+		struct strbuf m = {0};
+		jm_str(&m, "state", ds);
+		if (c->t_stopped) {
+			long pause = mono_ms() - c->t_stopped + (c->at_completion ? (long)c->qemu_downtime_ms : 0);
+			jm_u64(&m, "paused_ms", (uint64_t)pause);
+			say(c, "destination %s: %s; the VM stood still for about %ld ms", c->dest, ds, pause);
+		} else {
+			say(c, "destination %s: %s", c->dest, ds);
+		}
+		rec(c, "dest-running", m.buf);
+		sb_free(&m);
+	}
 	/* The source: paused (postmigrate) and fenced by the lease; quit it. */
 	bool quit = false;
 	s = src_q(c);
@@ -1044,12 +1073,24 @@ static int migrate_qemu(struct mctx *c, char **dest_argv, size_t dest_argc)
 	jm_bool(&m, "running", c->source_was_running);
 	rec(c, "source-checked", m.buf);
 	sb_free(&m);
-	/* pause-before-switchover (QEMU >= 2.11): the source stops and waits
-	 * for migrate-continue before sending the device state, which is the
-	 * moment to move the lease. */
+	/* Where the lease moves (--transfer-at):
+	 *  completed: after QEMU reports the migration completed; the source
+	 *    is in postmigrate with its images inactivated, so every write it
+	 *    will ever make (including format metadata such as qcow2 dirty
+	 *    bitmaps stored at inactivation) is done; the destination is
+	 *    paused (-S) and has written nothing.
+	 *  pre-switchover (QEMU >= 2.11 pause-before-switchover): the source's
+	 *    vCPUs are stopped and its disks drained and flushed, and it waits
+	 *    for migrate-continue before sending the device state.  Raw images
+	 *    are fine; a format that writes metadata when the source
+	 *    inactivates its images would be refused by the lease.
+	 * Either way the capability is set explicitly, so a value left over
+	 * from an earlier run does not decide. */
 	if (qmp_execute(s, "migrate-set-capabilities",
-			"{\"capabilities\":[{\"capability\":\"pause-before-switchover\",\"state\":true}]}", NULL,
-			QMP_TIMEOUT_MS) != 0) {
+			c->at_completion
+				? "{\"capabilities\":[{\"capability\":\"pause-before-switchover\",\"state\":false}]}"
+				: "{\"capabilities\":[{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
+			NULL, QMP_TIMEOUT_MS) != 0) {
 		snprintf(why, sizeof(why), "the source QEMU cannot pause before the switchover: %s", s->err);
 		return abort_early(c, why);
 	}
@@ -1117,6 +1158,9 @@ static int migrate_qemu(struct mctx *c, char **dest_argv, size_t dest_argc)
 			return rollback_before(c, why);
 		}
 		if (strcmp(ms, "pre-switchover") == 0 || strcmp(ms, "completed") == 0) {
+			c->t_stopped = mono_ms();
+			if (strcmp(ms, "completed") == 0)
+				record_completed(c, r);
 			json_free(r);
 			break;
 		}
@@ -1143,7 +1187,7 @@ static int migrate_qemu(struct mctx *c, char **dest_argv, size_t dest_argc)
 		snprintf(why, sizeof(why), "the source is %s at the switchover point", s->err[0] ? s->err : rs);
 		return rollback_before(c, why);
 	}
-	if (rec_str(c, "pre-switchover", "source_state", rs) < 0)
+	if (rec_str(c, "transfer-point", "source_state", rs) < 0)
 		return rollback_before(c, "cannot write the journal");
 	say(c, "source stopped (%s); transferring the lease", rs);
 	int r = transfer_leases(c);
@@ -1168,6 +1212,7 @@ static void ctx_from_opts(struct mctx *c, const struct migrate_opts *o)
 	c->port = o->port ? o->port : MIGRATE_DEFAULT_PORT;
 	c->timeout_s = o->timeout_s > 0 ? o->timeout_s : 600;
 	c->progress = o->progress;
+	c->at_completion = !o->transfer_at || strcmp(o->transfer_at, "completed") == 0;
 	for (size_t i = 0; i < o->nleases; i++)
 		strv_push(&c->lease_specs, &c->nleases, o->leases[i]);
 }
@@ -1190,6 +1235,7 @@ static char *begin_members(const struct mctx *c)
 	jm_str(&m, "source_holder", c->source_holder);
 	jm_str(&m, "dest_holder", c->dest_holder);
 	jm_str(&m, "dest_addr", c->dest_addr);
+	jm_str(&m, "transfer_at", c->at_completion ? "completed" : "pre-switchover");
 	jm_u64(&m, "port", (uint64_t)c->port);
 	jm_u64(&m, "pid", (uint64_t)getpid());
 	struct strbuf l = {0};
@@ -1225,6 +1271,10 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 
 	if (!c.source || !c.dest) {
 		complain(&c, "migrate needs --source HOST and --dest HOST");
+		goto out;
+	}
+	if (o->transfer_at && strcmp(o->transfer_at, "completed") != 0 && strcmp(o->transfer_at, "pre-switchover") != 0) {
+		complain(&c, "--transfer-at wants completed or pre-switchover");
 		goto out;
 	}
 	if (strcmp(c.driver, "qemu") != 0) {

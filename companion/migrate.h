@@ -6,12 +6,14 @@
  *   lease: acquire it for the source's identity, or verify the source holds it
  *   destination QEMU started paused (-S) with -incoming defer, its own QMP
  *     socket and its own iSCSI initiator name; migrate-incoming tcp:ADDR:PORT
- *   source: migrate-set-capabilities pause-before-switchover, migrate, poll
- *     query-migrate (progress) until "pre-switchover": the source's vCPUs are
- *     stopped and its disks flushed, no device state has been sent yet
+ *   source: migrate, poll query-migrate (progress) until "completed": the
+ *     source is stopped (postmigrate) with its images inactivated, the
+ *     destination paused (-S) -- or, with --transfer-at pre-switchover
+ *     (capability pause-before-switchover), until "pre-switchover": the
+ *     source's vCPUs stopped and its disks flushed, no device state sent yet
  *   lease transfer to the destination's identity (epoch + 1) on the appliance
- *   migrate-continue; wait for "completed"; `cont` on the destination;
- *     `quit` on the source
+ *   (pre-switchover: migrate-continue and wait for "completed"); `cont` on
+ *     the destination; `quit` on the source
  *
  * Every step is journaled (journal.h) before it happens.  On a failure
  * before the transfer the source is resumed (migrate_cancel, cont) and the
@@ -58,6 +60,7 @@ struct migrate_opts {
 	const char *dest_addr;       /* the address the destination listens on and the source connects to */
 	int port;
 	const char *journal_dir;
+	const char *transfer_at;     /* "completed" (default) or "pre-switchover" */
 	int timeout_s;               /* the migration proper (default 600) */
 	bool progress;               /* print RAM progress to err */
 	/* preflight */

@@ -508,6 +508,7 @@ int reload_diff(const struct rs_config *r, const struct rs_config *f, unsigned f
 	bool exports = r->nfs_enabled && (f->nfs_enabled || (flags & RELOAD_CLI_NFS));
 
 	memset(p, 0, sizeof(*p));
+	p->running = r;
 	diff_settings(r, f, flags, p);
 
 	/* 1. accounts that bindings below will need */
@@ -683,19 +684,40 @@ static void lun_spec(const struct rs_config_lun *l, struct reg_lun_spec *spec)
 	spec->lu.thin_provisioning = l->thin_provisioning;
 }
 
-/* Targets whose removal was refused (sessions): a new target on the same
- * tid cannot be created this time. */
+/* Targets whose removal was refused (sessions): a new target with the same
+ * tid or name cannot be created this time, and the accounts that
+ * authenticate them stay. */
 struct kept {
-	int *tids;
+	const struct rs_config_target **t;   /* in the running configuration */
 	int n;
 };
 
-static bool is_kept(const struct kept *k, int tid)
+static const struct rs_config_target *is_kept(const struct kept *k, int tid, const char *iqn)
 {
 	for (int i = 0; i < k->n; i++)
-		if (k->tids[i] == tid)
-			return true;
-	return false;
+		if (k->t[i]->tid == tid || (iqn && strcasecmp(k->t[i]->iqn, iqn) == 0))
+			return k->t[i];
+	return NULL;
+}
+
+static void keep(struct kept *k, const struct rs_config *running, int tid)
+{
+	const struct rs_config_target *t = running ? find_target(running, tid) : NULL;
+	const struct rs_config_target **v;
+
+	if (!t || !(v = realloc(k->t, sizeof(*v) * (size_t)(k->n + 1))))
+		return;
+	k->t = v;
+	k->t[k->n++] = t;
+}
+
+/* Does a kept target still use account user (incoming or outgoing)? */
+static const struct rs_config_target *kept_user(const struct kept *k, const char *user)
+{
+	for (int i = 0; i < k->n; i++)
+		if (in_users(&k->t[i]->chap, user) || strcmp(k->t[i]->chap.out, user) == 0)
+			return k->t[i];
+	return NULL;
 }
 
 static int sessions_of(int tid)
@@ -747,9 +769,10 @@ static int add_target(const struct rs_config_target *t, const char *src, int *fa
 	return 0;
 }
 
-static void apply_one(const struct reload_action *a, const char *src, struct kept *kept,
-		      struct reload_result *res)
+static void apply_one(const struct reload_plan *plan, const struct reload_action *a,
+		      const char *src, struct kept *kept, struct reload_result *res)
 {
+	const struct rs_config_target *kt;
 	char desc[400], msg[512] = "";
 	struct reg_lun_spec spec;
 	int ret = 0, n;
@@ -776,6 +799,15 @@ static void apply_one(const struct reload_action *a, const char *src, struct kep
 					       sizeof(msg));
 		break;
 	case RL_ACCOUNT_DEL:
+		/* Deleting an account unbinds it, and a target without
+		 * incoming accounts no longer asks for CHAP: never open a
+		 * kept target that way. */
+		if ((kt = kept_user(kept, a->name))) {
+			log_warn("reload: account %s is not in the file but target %d (kept, it has "
+				 "sessions) uses it: kept", a->name, kt->tid);
+			res->deferred++;
+			return;
+		}
 		ret = reg_account_delete(a->name, msg, sizeof(msg));
 		break;
 	case RL_BIND_DEL:
@@ -793,20 +825,17 @@ static void apply_one(const struct reload_action *a, const char *src, struct kep
 				 "kept (log the initiators out and reload again, or "
 				 "ringstoradm --op delete --force)", a->tid, a->name, n,
 				 n == 1 ? "" : "s");
-			int *v = realloc(kept->tids, sizeof(int) * (size_t)(kept->n + 1));
-			if (v) {
-				kept->tids = v;
-				kept->tids[kept->n++] = a->tid;
-			}
+			keep(kept, plan->running, a->tid);
 			res->deferred++;
 			return;
 		}
 		ret = reg_target_delete(a->tid, false, msg, sizeof(msg));
 		break;
 	case RL_TARGET_ADD:
-		if (is_kept(kept, a->tid)) {
-			log_warn("reload: %s:%d: target %d %s not created: tid %d still belongs to a "
-				 "target with sessions", src, a->line, a->tid, a->name, a->tid);
+		if ((kt = is_kept(kept, a->tid, a->name))) {
+			log_warn("reload: %s:%d: target %d %s not created yet: target %d %s (kept, it "
+				 "has sessions) holds its tid or name", src, a->line, a->tid, a->name,
+				 kt->tid, kt->iqn);
 			return;
 		}
 		if (add_target(a->target, src, &res->failed) < 0) {
@@ -891,8 +920,8 @@ static void apply_src(const struct reload_plan *plan, const char *src, struct re
 
 	memset(res, 0, sizeof(*res));
 	for (int i = 0; i < plan->n; i++)
-		apply_one(&plan->v[i], src, &kept, res);
-	free(kept.tids);
+		apply_one(plan, &plan->v[i], src, &kept, res);
+	free(kept.t);
 }
 
 void reload_apply(const struct reload_plan *plan, struct reload_result *res)
@@ -975,15 +1004,17 @@ int reload_config(const struct reload_opts *o, struct reload_result *res, char *
 		log_err("reload: %s; nothing changed", err);
 		goto out_f;
 	}
-	/* Settings in effect: what the daemon started with. */
-	if (o->started) {
-		r->threads = o->started->threads;
-		memcpy(r->control_socket, o->started->control_socket, sizeof(r->control_socket));
-		memcpy(r->state_dir, o->started->state_dir, sizeof(r->state_dir));
-		memcpy(r->portals, o->started->portals, sizeof(r->portals));
-		r->nportals = o->started->nportals;
-		r->iscsi = o->started->iscsi;
-		r->nfs = o->started->nfs;
+	/* Settings in effect: what the daemon started with (none given: the
+	 * file's own, i.e. nothing to report). */
+	{
+		const struct rs_config *s = o->started ? o->started : f;
+		r->threads = s->threads;
+		memcpy(r->control_socket, s->control_socket, sizeof(r->control_socket));
+		memcpy(r->state_dir, s->state_dir, sizeof(r->state_dir));
+		memcpy(r->portals, s->portals, sizeof(r->portals));
+		r->nportals = s->nportals;
+		r->iscsi = s->iscsi;
+		r->nfs = s->nfs;
 	}
 	r->nfs_enabled = o->nfs_running;
 	snprintf(r->log_level, sizeof(r->log_level), "%s", level_name(rs_log_level_cur));
@@ -1008,8 +1039,9 @@ int reload_config(const struct reload_opts *o, struct reload_result *res, char *
 		/* The file is the truth (tgt-admin --update): what was made at
 		 * run time with ringstoradm and is not in it was undone above. */
 		log_notice("reload: %d change%s applied from %s%s; the running configuration "
-			   "follows the file (run-time changes not in it are undone)",
-			   res->applied, res->applied == 1 ? "" : "s", o->path, extra);
+			   "follows the file (run-time changes not in it are undone%s)",
+			   res->applied, res->applied == 1 ? "" : "s", o->path, extra,
+			   res->deferred ? "; deferred ones are retried by the next reload" : "");
 	}
 	ret = 0;
 out_r:

@@ -83,6 +83,7 @@ struct reload_plan {
 	struct reload_action *v;
 	int n, cap;
 	bool oom;            /* an action could not be recorded: do not apply */
+	const struct rs_config *running;  /* reload_diff()'s first argument */
 };
 
 /* reload_diff() flags: what the file does not decide because a command-line

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config liburing-dev libconfig-dev libcmocka-dev
       libssl-dev libiscsi-dev libiscsi-bin libnfs-dev libnfs-utils qemu-utils qemu-block-extra
-      iproute2 python3 scdoc)
+      iproute2 python3 scdoc qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,7 +18,8 @@
 #      moved: the lease comes back (epoch + 2), the source resumes
 #   5. H2 -> H1, the companion killed right after the lease moved:
 #      `recover` finishes the migration
-#   6. H1 -> H2, the companion killed at pre-switchover: `recover` undoes it
+#   6. H1 -> H2, the companion killed with the source stopped, before the
+#      transfer: `recover` undoes it
 #   7. H1 -> H2, the companion killed between transfer-begin and the
 #      transfer: `recover` asks the appliance, then undoes it
 #   8. the lease is held by a third party: the preflight fails
@@ -26,6 +27,8 @@
 # from the old host's initiator is refused, one from the new host's succeeds.
 # If ringstoradm has no working --mode lease yet, a fake ringstoradm (a file
 # per lease, no fencing) stands in and the fencing checks are skipped.
+# Everything runs twice: the lease moved after QEMU reports the migration
+# completed (the default), then at pre-switchover (--transfer-at).
 # Env: BUILD, CC, RINGSTOR_TEST_ACCEL=tcg.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -77,7 +80,7 @@ if [ "${RINGSTOR_TEST_ACCEL:-}" != tcg ] && [ -w /dev/kvm ] && timeout 20 "$QEMU
 	kill -KILL "$(cat "$T/kvmprobe.pid")" 2>/dev/null
 fi
 rm -f "$T/kvmprobe.pid"
-ok "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), accel $ACCEL"
+ok "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), accel $ACCEL, lease transferred at: ${TRANSFER_AT:-completed}"
 
 # ---- the network
 NX() { ip netns exec "$@"; }
@@ -220,6 +223,7 @@ start_vm() {
 	NX "$1" $(cat "$T/$2.cmdline") -daemonize -pidfile "$T/$2.pid" 2>"$T/$2.err" || { cat "$T/$2.err"; fail "QEMU $2 did not start"; }
 	[ "$(qstatus "$T/$2.qmp")" = running ] || fail "QEMU $2 is not running"
 }
+TRANSFER_AT=${TRANSFER_AT:-completed}
 PORT_N=$((49200 + $$ % 1000))
 EXTRA_ARGS=()
 # mig NAME SRC_NS DST_NS SRC_VM DST_VM DST_INIT DST_ADDR [hook]: output in $T/NAME.out, exit status in RC
@@ -231,7 +235,7 @@ mig() {
 		--remote-cmd "$MIGRATE" --appliance "$NS_APP" --adm "$T/adm" --lease tid=1,lun=1 \
 		--qemu-cmdline "$T/$svm.cmdline" --qmp-dest "$T/$dvm.qmp" --dest-pidfile "$T/$dvm.pid" \
 		--dest-holder "$dinit" --dest-addr "$daddr" --port $PORT_N --journal "$T/j/$name" \
-		--no-progress --preflight-timeout 120 ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} >"$T/$name.out" 2>&1
+		--no-progress --preflight-timeout 120 --transfer-at "$TRANSFER_AT" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} >"$T/$name.out" 2>&1
 	RC=$?
 	echo "--- migrate $name ($src -> $dst${hook:+, hook $hook}): exit $RC"
 	sed 's/^/    /' "$T/$name.out"
@@ -300,8 +304,13 @@ pid_alive "$T/a.pid" && fail "m1: the source QEMU still runs"
 read -r held holder epoch <<<"$(lease)"
 expect "m1: lease holder" "$held $holder" "true $INIT_H2"
 E1=$epoch
-has_steps "$JOURNAL" begin preflight lease-held source-checked dest-started dest-listening migrating pre-switchover \
-	transfer-begin lease-transferred switchover completed dest-running source-stopped done
+if [ "$TRANSFER_AT" = completed ]; then
+	has_steps "$JOURNAL" begin preflight lease-held source-checked dest-started dest-listening migrating completed \
+		transfer-point transfer-begin lease-transferred dest-running source-stopped done
+else
+	has_steps "$JOURNAL" begin preflight lease-held source-checked dest-started dest-listening migrating \
+		transfer-point transfer-begin lease-transferred switchover completed dest-running source-stopped done
+fi
 grep -q '"step":"lease-held".*"acquired":true' "$JOURNAL" || fail "m1: the lease was not acquired for the source"
 E0=$(python3 -c 'import json,sys
 for l in open(sys.argv[1]):
@@ -336,7 +345,7 @@ expect "m3: exit" $RC 1
 expect "m3: source" "$(qstatus "$T/b.qmp")" running
 pid_alive "$T/c.pid" && fail "m3: the destination still runs"
 expect "m3: lease" "$(lease)" "true $INIT_H2 $E1"
-has_steps "$JOURNAL" pre-switchover transfer-begin rollback dest-stopped source-resumed rolled-back
+has_steps "$JOURNAL" transfer-point transfer-begin rollback dest-stopped source-resumed rolled-back
 grep -q "refused" "$T/m3.out" || fail "m3: the reason is not reported"
 ok "3. lease transfer refused: rolled back at the switchover, source runs, lease unchanged"
 
@@ -362,15 +371,19 @@ grep -q "> finish" "$T/r5.out" || fail "m5: recover did not decide to finish"
 expect "m5: destination" "$(qstatus "$T/c.qmp")" running
 pid_alive "$T/b.pid" && fail "m5: the source QEMU still runs"
 expect "m5: lease" "$(lease)" "true $INIT_H1 $((E1 + 1))"
-has_steps "$JOURNAL" lease-transferred recover switchover completed dest-running source-stopped done
+has_steps "$JOURNAL" lease-transferred recover completed dest-running source-stopped done
 E1=$((E1 + 1))
 ok "5. companion killed after the lease transfer: recover finished, $NS_H1 runs, lease epoch $E1"
 
-# ==== 6. H1 -> H2, the companion killed at pre-switchover; recover undoes
+# ==== 6. H1 -> H2, the companion killed at the transfer point (source stopped); recover undoes
 rm -f "$T/d.cmdline"
-mig m6 "$NS_H1" "$NS_H2" c d "$INIT_H2" $ADDR_H2 "pre-switchover:kill -KILL \$RINGSTOR_MIGRATE_PID"
+mig m6 "$NS_H1" "$NS_H2" c d "$INIT_H2" $ADDR_H2 "transfer-point:kill -KILL \$RINGSTOR_MIGRATE_PID"
 expect "m6: exit" $RC 137
-expect "m6: source paused" "$(qstatus "$T/c.qmp")" finish-migrate
+if [ "$TRANSFER_AT" = completed ]; then
+	expect "m6: source paused" "$(qstatus "$T/c.qmp")" postmigrate
+else
+	expect "m6: source paused" "$(qstatus "$T/c.qmp")" finish-migrate
+fi
 "$MIGRATE" recover --journal "$JOURNAL" >"$T/r6.out" 2>&1
 RC=$?
 sed 's/^/    /' "$T/r6.out"
@@ -380,7 +393,7 @@ expect "m6: source" "$(qstatus "$T/c.qmp")" running
 pid_alive "$T/d.pid" && fail "m6: the destination still runs"
 expect "m6: lease" "$(lease)" "true $INIT_H1 $E1"
 expect "m6: last journal step" "$(last_step "$JOURNAL")" rolled-back
-ok "6. companion killed at pre-switchover: recover cancelled it, source runs, lease unchanged"
+ok "6. companion killed at the transfer point: recover undid it, source runs, lease unchanged"
 
 # ==== 7. H1 -> H2, the companion killed between transfer-begin and the transfer
 mig m7 "$NS_H1" "$NS_H2" c d "$INIT_H2" $ADDR_H2 "transfer-begin:kill -KILL \$RINGSTOR_MIGRATE_PID"
@@ -412,4 +425,9 @@ ok "8. lease held by someone else: preflight FAIL lease, not migrated"
 OUT=$("$MIGRATE" recover --journal "$JOURNAL" 2>&1) || fail "recover on a rolled-back journal: $OUT"
 echo "$OUT" | grep -q "> nothing" || fail "recover should have nothing to do: $OUT"
 daemon_alive || fail "ringstord died"
-ok "all migration cases passed"
+ok "all migration cases passed (lease transferred at: $TRANSFER_AT)"
+if [ -z "${RSM_NESTED:-}" ]; then
+	echo "==== again, with the lease transferred at pre-switchover"
+	RSM_NESTED=1 TRANSFER_AT=pre-switchover bash "$0" 2>&1 | sed 's/^/  /'
+	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "the --transfer-at pre-switchover run failed"
+fi

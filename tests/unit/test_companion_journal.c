@@ -25,7 +25,7 @@
 #define TBACK(i, e) "{\"step\":\"lease-returned\",\"i\":" #i ",\"epoch\":" #e "}\n"
 
 #define UP_TO_MIGRATING BEGIN1 S("preflight") HELD(0, 4) S("dest-started") S("dest-listening") S("migrating")
-#define UP_TO_SWITCH UP_TO_MIGRATING S("pre-switchover")
+#define UP_TO_SWITCH UP_TO_MIGRATING S("transfer-point")
 
 struct decide_case {
 	const char *name;
@@ -39,7 +39,12 @@ static const struct decide_case cases[] = {
 	{ "lease held", BEGIN1 S("preflight") HELD(0, 4), RECOVER_UNDO },
 	{ "dest started", BEGIN1 HELD(0, 4) S("dest-started"), RECOVER_UNDO },
 	{ "migrating", UP_TO_MIGRATING, RECOVER_UNDO },
-	{ "pre-switchover", UP_TO_SWITCH, RECOVER_UNDO },
+	{ "transfer point", UP_TO_SWITCH, RECOVER_UNDO },
+	{ "completed before the transfer", UP_TO_MIGRATING S("completed") S("transfer-point"), RECOVER_UNDO },
+	{ "completed, transfer in doubt", UP_TO_MIGRATING S("completed") S("transfer-point") TBEGIN(0, 4),
+	  RECOVER_ASK_APPLIANCE },
+	{ "completed, transferred", UP_TO_MIGRATING S("completed") S("transfer-point") TBEGIN(0, 4) TDONE(0, 5),
+	  RECOVER_FINISH },
 	{ "transfer begun", UP_TO_SWITCH TBEGIN(0, 4), RECOVER_ASK_APPLIANCE },
 	{ "transferred", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5), RECOVER_FINISH },
 	{ "switchover", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("switchover"), RECOVER_FINISH },
@@ -65,7 +70,7 @@ static const struct decide_case cases[] = {
 	{ "torn transfer-begin", UP_TO_SWITCH "{\"step\":\"transfer-be", RECOVER_UNDO },
 	{ "torn after transferred", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) "{\"ts\":2,\"st", RECOVER_FINISH },
 	/* two leases */
-	{ "two: first moved, second not begun", BEGIN2 HELD(0, 1) HELD(1, 7) S("pre-switchover") TBEGIN(0, 1) TDONE(0, 2),
+	{ "two: first moved, second not begun", BEGIN2 HELD(0, 1) HELD(1, 7) S("transfer-point") TBEGIN(0, 1) TDONE(0, 2),
 	  RECOVER_FINISH },
 	{ "two: second in doubt", BEGIN2 HELD(0, 1) HELD(1, 7) TBEGIN(0, 1) TDONE(0, 2) TBEGIN(1, 7),
 	  RECOVER_ASK_APPLIANCE },
