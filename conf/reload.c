@@ -661,6 +661,7 @@ int reload_snapshot(struct rs_config *out, char *err, size_t errlen)
 	free(buf);
 	if (ret < 0)
 		return -1;
+	ec.cap = out->nexports;    /* (the dump has no nfs section: 0) */
 	nfs_exports_foreach(copy_export, &ec);
 	if (ec.oom) {
 		config_free(out);
@@ -870,6 +871,9 @@ static void apply_one(const struct reload_plan *plan, const struct reload_action
 			if (reg_lun_new(a->tid, &spec, m2, sizeof(m2)) < 0)
 				log_err("reload: target %d LUN %" PRIu64 ": cannot restore it: %s", a->tid,
 					a->lun, m2);
+			else
+				log_notice("reload: target %d LUN %" PRIu64 ": the previous LUN is back",
+					   a->tid, a->lun);
 		}
 		break;
 	case RL_LUN_ADD:
@@ -904,9 +908,9 @@ static void apply_one(const struct reload_plan *plan, const struct reload_action
 	}
 	if (ret < 0) {
 		if (a->line > 0)
-			log_err("reload: %s:%d: %s failed: %s", src, a->line, desc, msg);
+			log_err("reload: %s:%d: not applied: %s: %s", src, a->line, desc, msg);
 		else
-			log_err("reload: %s failed: %s", desc, msg);
+			log_err("reload: not applied: %s: %s", desc, msg);
 		res->failed++;
 		return;
 	}

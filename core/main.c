@@ -352,6 +352,10 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
+	/* Reload (SIGHUP) re-reads this file: keep an absolute name. */
+	static char config_abs[4096];
+	if (config_path && realpath(config_path, config_abs))
+		config_path = config_abs;
 
 	if (!log_level && cfg.log_level[0])
 		log_level = cfg.log_level;
@@ -488,7 +492,9 @@ int main(int argc, char **argv)
 	if (control_start(control_path) < 0)
 		return 1;
 
-	if (!foreground && daemon(0, 0) < 0) {
+	/* nochdir: relative paths in the config (LUN files, state) are relative
+	 * to where ringstord was started, also for a later SIGHUP reload. */
+	if (!foreground && daemon(1, 0) < 0) {
 		log_err("daemon: %s", strerror(errno));
 		return 1;
 	}
