@@ -70,11 +70,11 @@ $(BUILD)/libcompanion.a: $(COMP_OBJS)
 	ar rcs $@ $^
 
 $(MIGRATE): $(BUILD)/companion/main.o $(BUILD)/libcompanion.a
-	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto -lconfig
 
 $(BUILD)/tests/test_companion_%: $(BUILD)/tests/unit/test_companion_%.o $(BUILD)/libcompanion.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lnfs -lcrypto -lconfig -lcmocka
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libringstor.a
 	@mkdir -p $(dir $@)
@@ -106,7 +106,12 @@ run: deps
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
-integration: all
+# libnfs raw-API test client used by tests/integration/test_nfs_raw.sh
+$(BUILD)/nfs_raw_test: tests/nfs_raw_test.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lnfs
+
+integration: all $(BUILD)/nfs_raw_test
 	@BUILD=$(BUILD) tests/run-integration.sh
 
 check: deps

@@ -27,9 +27,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/control_proto.h"
+#include "core/stats.h"
 #include "core/version.h"
 
 #define RESP_MAX (64u << 20)    /* a show of thousands of LUNs is far below this */
@@ -44,8 +46,8 @@ static void usage(FILE *out)
 "  -L, --lld iscsi|nfs                low level driver: iscsi (default) or nfs\n"
 "  -m, --mode MODE                    iscsi: target | logicalunit (lu) | system (sys) | conn |\n"
 "                                     session | account;  nfs: export | lock;  both: lease\n"
-"  -o, --op OP                        new | delete | show | bind | unbind | update | dump;\n"
-"                                     lease: show | acquire | transfer | release\n"
+"  -o, --op OP                        new | delete | show | bind | unbind | update | dump |\n"
+"                                     stat;  lease: show | acquire | transfer | release\n"
 "  -t, --tid TID                      target id (> 0; 0 = discovery for account bind/unbind)\n"
 "  -T, --targetname IQN               target name (iqn.YYYY-MM.domain:id, eui., naa.)\n"
 "  -l, --lun LUN                      logical unit number (0..16383)\n"
@@ -68,7 +70,10 @@ static void usage(FILE *out)
 "                                     account\n"
 "  -F, -f, --force                    delete a target with sessions; shrink a LUN\n"
 "  -C, --control-socket PATH          default $RINGSTOR_SOCKET or " CTL_DEFAULT_SOCKET "\n"
-"      --json                         machine-readable show output\n"
+"      --json                         machine-readable show / stat output\n"
+"      --interval SECONDS             stat: sample twice SECONDS apart (0.1..3600) and\n"
+"                                     show rates and latency percentiles over that\n"
+"                                     interval (default: totals since creation)\n"
 "  -V, --version                      print the version\n"
 "  -h, --help                         this text\n"
 "\n"
@@ -102,6 +107,16 @@ static void usage(FILE *out)
 "      ID:  iSCSI: an initiator name;  NFS: a client address or AUTH_SYS host name\n"
 "      While a lease is held, writes from anyone else get RESERVATION CONFLICT (iSCSI)\n"
 "      or NFS3ERR_ACCES (NFS); reads stay allowed.  Leases survive restarts.\n"
+"Statistics (--op stat; counters are cumulative, rates need --interval):\n"
+"      --mode sys --op stat           every LUN and NFS export\n"
+"      --mode target --op stat [--tid N]\n"
+"                                     the LUNs of one target (or of all) and its sessions\n"
+"      --lld nfs --mode export --op stat\n"
+"                                     the NFS exports\n"
+"      Per LUN / export and class (read, write, other): IOPS, MB/s, operations,\n"
+"      average and p50/p90/p99/p99.9/max latency (us, within 6.25%%), errors (SCSI\n"
+"      status and sense key), commands in flight; per target the sessions and\n"
+"      initiator names.\n"
 "\n"
 "Examples:\n"
 "  ringstoradm --lld iscsi --op new --mode target --tid 1 -T iqn.2001-04.com.example:storage.disk1\n"
@@ -127,6 +142,8 @@ static void usage(FILE *out)
 "  ringstoradm --lld nfs --mode lease --op acquire --path /srv/images/vm.img --holder 10.0.0.2\n"
 "  ringstoradm --mode lease --op show --json\n"
 "  ringstoradm --op dump > running.conf   (contains the CHAP passwords)\n"
+"  ringstoradm --mode sys --op stat --interval 1\n"
+"  ringstoradm --mode target --op stat --tid 1 --json\n"
 "  ringstoradm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1\n"
 "  ringstoradm --lld iscsi --op delete --mode target --tid 1\n");
 }
@@ -231,10 +248,11 @@ static void validate(const struct ctl_request *r)
 				    ctl_op_name(r->op));
 			break;
 		case CTL_OP_SHOW:
+		case CTL_OP_STAT:
 			break;
 		default:
-			die(EINVAL, "mode target: unsupported operation '%s' (new, delete, show, bind, unbind)",
-			    ctl_op_name(r->op));
+			die(EINVAL, "mode target: unsupported operation '%s' (new, delete, show, bind, unbind, "
+			    "stat)", ctl_op_name(r->op));
 		}
 		break;
 	case CTL_MODE_LU:
@@ -253,8 +271,8 @@ static void validate(const struct ctl_request *r)
 			die(EINVAL, "--blocksize: must be 512 or 4096");
 		break;
 	case CTL_MODE_SYS:
-		if (r->op != CTL_OP_SHOW)
-			die(EINVAL, "mode %s: only --op show and --op dump are supported",
+		if (r->op != CTL_OP_SHOW && r->op != CTL_OP_STAT)
+			die(EINVAL, "mode %s: only --op show and --op dump (and --op stat) are supported",
 			    ctl_mode_name(r->mode));
 		break;
 	case CTL_MODE_CONN:
@@ -317,8 +335,10 @@ static void validate(const struct ctl_request *r)
 				die(EINVAL, "export delete: --clients/--export are not used");
 			break;
 		case CTL_OP_SHOW:
+		case CTL_OP_STAT:
 			if (r->path[0] || r->has_export_id || r->clients[0] || r->export_line[0])
-				die(EINVAL, "export show lists every export (no --path/--export-id)");
+				die(EINVAL, "export %s lists every export (no --path/--export-id)",
+				    ctl_op_name(r->op));
 			break;
 		default:
 			die(EINVAL, "mode export: unsupported operation '%s' (new, delete, update, show)",
@@ -412,10 +432,123 @@ static int connect_daemon(const char *path)
 	return fd;
 }
 
+/* Send one request, read the whole answer.  Returns the daemon's status
+ * code; *resp (malloc'd, *got bytes) holds the answer, its body starting at
+ * *hdr; msg gets the status message.  Dies if the daemon cannot be reached. */
+static int transact(const char *sock, struct ctl_request *req, char **respp, size_t *gotp,
+		    size_t *hdrp, char msg[CTL_MSG_MAX])
+{
+	static char reqbuf[CTL_REQ_MAX];
+	int len, fd, code;
+
+	len = ctl_request_encode(req, reqbuf, sizeof(reqbuf));
+	explicit_bzero(req->password, sizeof(req->password));
+	if (len < 0)
+		die(EINVAL, "request too large");
+	fd = connect_daemon(sock);
+	for (int off = 0; off < len;) {
+		ssize_t n = send(fd, reqbuf + off, (size_t)(len - off), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die(ENOTCONN, "can't send the request to ringstord: %s", strerror(errno));
+		}
+		off += (int)n;
+	}
+
+	size_t cap = 65536, got = 0;
+	char *resp = malloc(cap);
+	if (!resp)
+		die(ENOMEM, "out of memory");
+	for (;;) {
+		if (got == cap) {
+			if (cap >= RESP_MAX)
+				die(EPROTO, "response from ringstord too large");
+			char *n = realloc(resp, cap * 2);
+			if (!n)
+				die(ENOMEM, "out of memory");
+			resp = n;
+			cap *= 2;
+		}
+		ssize_t n = recv(fd, resp + got, cap - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(ETIMEDOUT, "no answer from ringstord: %s", strerror(errno));
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	explicit_bzero(reqbuf, sizeof(reqbuf));
+
+	char *nl = memchr(resp, '\n', got);
+	if (!nl || ctl_status_parse(resp, (size_t)(nl - resp + 1), &code, msg, CTL_MSG_MAX) < 0)
+		die(EPROTO, "malformed answer from ringstord");
+	*respp = resp;
+	*gotp = got;
+	*hdrp = (size_t)(nl - resp + 1);
+	return code;
+}
+
+/* One raw statistics snapshot from the daemon (core/stats.h). */
+static void stat_sample(const char *sock, const struct ctl_request *base, struct stats_snap *s)
+{
+	struct ctl_request req = *base;
+	char *resp, msg[CTL_MSG_MAX], err[256];
+	size_t got, hdr;
+	int code;
+
+	snprintf(req.params, sizeof(req.params), "raw");
+	req.json = false;
+	code = transact(sock, &req, &resp, &got, &hdr, msg);
+	if (code) {
+		free(resp);
+		die(code > 255 ? 1 : code, "%s", msg[0] ? msg : strerror(code));
+	}
+	if (stats_snap_parse_raw(resp + hdr, got - hdr, s, err, sizeof(err)) < 0) {
+		free(resp);
+		die(EPROTO, "%s", err);
+	}
+	free(resp);
+}
+
+/* --op stat: the daemon hands out cumulative counters; rates over an
+ * interval are the difference of two samples divided by the time between
+ * them (the daemon's clock, so that connection set-up does not count). */
+static int do_stat(const char *sock, const struct ctl_request *req, double interval_s)
+{
+	struct stats_snap a, b, d;
+	double secs = 0;
+
+	stat_sample(sock, req, &a);
+	if (interval_s > 0) {
+		struct timespec ts = { .tv_sec = (time_t)interval_s,
+				       .tv_nsec = (long)((interval_s - (double)(time_t)interval_s) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		stat_sample(sock, req, &b);
+		if (stats_snap_diff(&b, &a, &d) < 0)
+			die(ENOMEM, "out of memory");
+		secs = b.time_ns > a.time_ns ? (double)(b.time_ns - a.time_ns) / 1e9 : interval_s;
+		stats_snap_free(&a);
+		stats_snap_free(&b);
+		a = d;
+	}
+	if (req->json)
+		stats_render_json(stdout, &a, secs);
+	else
+		stats_render_text(stdout, &a, secs);
+	stats_snap_free(&a);
+	if (fflush(stdout) != 0)
+		die(EIO, "write error on stdout");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_BSOFLAGS, OPT_BSOPTS, OPT_NAME, OPT_VALUE, OPT_PATH, OPT_CLIENTS,
-	       OPT_EXPORT, OPT_EXPORT_ID, OPT_HOLDER, OPT_EPOCH, OPT_FILE };
+	       OPT_EXPORT, OPT_EXPORT_ID, OPT_HOLDER, OPT_EPOCH, OPT_FILE, OPT_INTERVAL };
 	static const struct option opts[] = {
 		{ "lld", required_argument, NULL, 'L' },
 		{ "mode", required_argument, NULL, 'm' },
@@ -449,15 +582,16 @@ int main(int argc, char **argv)
 		{ "holder", required_argument, NULL, OPT_HOLDER },
 		{ "epoch", required_argument, NULL, OPT_EPOCH },
 		{ "file", required_argument, NULL, OPT_FILE },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct ctl_request req;
-	static char reqbuf[CTL_REQ_MAX];
+	double interval_s = 0;
 	const char *sock = getenv("RINGSTOR_SOCKET");
 	bool password_stdin = false, lld_nfs = false, lld_given = false;
-	int c, fd, len, code;
+	int c, code;
 
 	ctl_request_init(&req);
 	if (!sock || !*sock)
@@ -499,6 +633,15 @@ int main(int argc, char **argv)
 			req.epoch = parse_num("--epoch", optarg, 0, UINT64_MAX);
 			req.has_epoch = true;
 			break;
+		case OPT_INTERVAL: {
+			char *end = NULL;
+			errno = 0;
+			interval_s = strtod(optarg, &end);
+			if (errno || !end || *end || end == optarg || !(interval_s >= 0.1) ||
+			    interval_s > 3600)
+				die(EINVAL, "--interval: '%s' is not a number of seconds in 0.1..3600", optarg);
+			break;
+		}
 		case OPT_FILE:
 			if (optarg[0] == '/')
 				die(EINVAL, "--file: '%s' must be relative to the export (or use --path)", optarg);
@@ -666,52 +809,17 @@ int main(int argc, char **argv)
 		    "lease: acquire, transfer, release)");
 	validate(&req);
 
-	len = ctl_request_encode(&req, reqbuf, sizeof(reqbuf));
-	explicit_bzero(req.password, sizeof(req.password));
-	if (len < 0)
-		die(EINVAL, "request too large");
-	fd = connect_daemon(sock);
-	for (int off = 0; off < len;) {
-		ssize_t n = send(fd, reqbuf + off, (size_t)(len - off), MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die(ENOTCONN, "can't send the request to ringstord: %s", strerror(errno));
-		}
-		off += (int)n;
+	if (req.op == CTL_OP_STAT) {
+		if (req.params[0])
+			die(EINVAL, "--op stat takes no --params");
+		return do_stat(sock, &req, interval_s);
 	}
+	if (interval_s > 0)
+		die(EINVAL, "--interval belongs to --op stat");
 
-	size_t cap = 65536, got = 0;
-	char *resp = malloc(cap);
-	if (!resp)
-		die(ENOMEM, "out of memory");
-	for (;;) {
-		if (got == cap) {
-			if (cap >= RESP_MAX)
-				die(EPROTO, "response from ringstord too large");
-			char *n = realloc(resp, cap * 2);
-			if (!n)
-				die(ENOMEM, "out of memory");
-			resp = n;
-			cap *= 2;
-		}
-		ssize_t n = recv(fd, resp + got, cap - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			die(ETIMEDOUT, "no answer from ringstord: %s", strerror(errno));
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	explicit_bzero(reqbuf, sizeof(reqbuf));
-
-	char *nl = memchr(resp, '\n', got);
-	char msg[CTL_MSG_MAX];
-	if (!nl || ctl_status_parse(resp, (size_t)(nl - resp + 1), &code, msg, sizeof(msg)) < 0)
-		die(EPROTO, "malformed answer from ringstord");
-	size_t hdr = (size_t)(nl - resp + 1);
+	char *resp = NULL, msg[CTL_MSG_MAX];
+	size_t hdr, got;
+	code = transact(sock, &req, &resp, &got, &hdr, msg);
 	if (got > hdr)
 		fwrite(resp + hdr, 1, got - hdr, stdout);
 	free(resp);

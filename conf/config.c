@@ -503,7 +503,7 @@ static int check_directions(struct cctx *c, const config_setting_t *root, struct
 static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_config *cfg)
 {
 	static const char *const keys[] = {
-		"threads", "control_socket", "log_level", "state_dir", NULL
+		"threads", "control_socket", "log_level", "state_dir", "prometheus", NULL
 	};
 	config_setting_t *d;
 	int64_t v;
@@ -520,6 +520,8 @@ static int load_daemon(struct cctx *c, const config_setting_t *root, struct rs_c
 	if (ret)
 		cfg->threads = (int)v;
 	if (get_str(c, d, "control_socket", cfg->control_socket, sizeof(cfg->control_socket)) < 0)
+		return -1;
+	if (get_str(c, d, "prometheus", cfg->prometheus, sizeof(cfg->prometheus)) < 0)
 		return -1;
 	if (get_str(c, d, "log_level", cfg->log_level, sizeof(cfg->log_level)) < 0)
 		return -1;

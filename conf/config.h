@@ -80,6 +80,7 @@ struct rs_config {
 	int threads;                  /* 0 = online CPUs */
 	char control_socket[108];     /* "" = default */
 	char log_level[16];           /* "" = default */
+	char prometheus[128];         /* daemon.prometheus "HOST:PORT"; "" = off */
 	char state_dir[4096];         /* daemon.state_dir; "" = CONFIG_DEFAULT_STATE_DIR */
 	struct iscsi_portal portals[CONFIG_MAX_PORTALS];
 	int nportals;

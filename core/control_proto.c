@@ -37,6 +37,8 @@ static const struct { const char *name; enum ctl_op o; } op_names[] = {
 	{ "acquire", CTL_OP_ACQUIRE },
 	{ "transfer", CTL_OP_TRANSFER },
 	{ "release", CTL_OP_RELEASE },
+	{ "stat", CTL_OP_STAT },
+	{ "stats", CTL_OP_STAT },
 };
 
 enum ctl_mode ctl_mode_parse(const char *s)

@@ -59,6 +59,7 @@ enum ctl_op {
 	CTL_OP_ACQUIRE,     /* mode lease */
 	CTL_OP_TRANSFER,    /* mode lease */
 	CTL_OP_RELEASE,     /* mode lease */
+	CTL_OP_STAT,        /* I/O statistics (mode sys, target; core/stats.h) */
 };
 
 struct ctl_request {

@@ -25,6 +25,7 @@
 #include "core/reactor.h"
 #include "core/sdnotify.h"
 #include "core/state.h"
+#include "core/stats.h"
 #include "core/version.h"
 #include "core/workpool.h"
 #include "nfsgw/exports.h"
@@ -58,6 +59,8 @@ static void usage(FILE *out)
 		"  -c, --config FILE          libconfig file (default " DEFAULT_CONFIG ")\n"
 		"  -C, --control-socket PATH  control socket (default " DEFAULT_CONTROL ")\n"
 		"      --iscsi-portal ADDR:PORT[,TPGT]  listen here (repeatable; overrides the config)\n"
+		"      --prometheus HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n"
+		"                             (default: daemon.prometheus; off when unset)\n"
 		"      --state-dir DIR        persistent state: APTPL reservations, NFS handle key\n"
 		"                             (default: daemon.state_dir or " DEFAULT_STATE_DIR ")\n"
 		"  NFSv3 gateway (any of these enables it; so does nfs.enabled in the config):\n"
@@ -166,7 +169,7 @@ static void sleep_ms(long ms)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR, OPT_NFS_EXPORT, OPT_NFS_BIND,
+	enum { OPT_PORTAL = 256, OPT_CHECK, OPT_STATE_DIR, OPT_PROMETHEUS, OPT_NFS_EXPORT, OPT_NFS_BIND,
 	       OPT_NFS_PORT, OPT_MOUNT_PORT, OPT_NLM_PORT, OPT_PORTMAP_PORT, OPT_PORTMAP,
 	       OPT_NFS_LISTEN, OPT_NO_PORTMAP };
 	static const struct option opts[] = {
@@ -178,6 +181,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "prometheus", required_argument, NULL, OPT_PROMETHEUS },
 		{ "nfs-export", required_argument, NULL, OPT_NFS_EXPORT },
 		{ "nfs-bind", required_argument, NULL, OPT_NFS_BIND },
 		{ "nfs-port", required_argument, NULL, OPT_NFS_PORT },
@@ -193,6 +197,7 @@ int main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *control_path = NULL, *log_level = NULL;
 	const char *state_dir = NULL;
+	const char *prometheus = NULL;
 	const char *nfs_exports[64];
 	int n_nfs_exports = 0;
 	bool nfs_flag = false;
@@ -240,6 +245,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHECK: check_only = true; break;
 		case OPT_STATE_DIR: state_dir = optarg; break;
+		case OPT_PROMETHEUS: prometheus = optarg; break;
 		case OPT_NFS_EXPORT:
 			if (n_nfs_exports == (int)(sizeof(nfs_exports) / sizeof(nfs_exports[0]))) {
 				fprintf(stderr, "ringstord: too many --nfs-export\n");
@@ -491,6 +497,11 @@ int main(int argc, char **argv)
 	}
 	if (control_start(control_path) < 0)
 		return 1;
+	/* Prometheus text endpoint: off unless asked for (control plane thread). */
+	if (!prometheus && cfg.prometheus[0])
+		prometheus = cfg.prometheus;
+	if (prometheus && *prometheus && stats_prometheus_start(prometheus) < 0)
+		return 1;
 
 	/* nochdir: relative paths in the config (LUN files, state) are relative
 	 * to where ringstord was started, also for a later SIGHUP reload. */
@@ -574,6 +585,7 @@ int main(int argc, char **argv)
 	/* Clean shutdown: stop accepting, let in-flight commands (writes above
 	 * all) finish on their reactors, then stop the loops and close stores. */
 	control_stop();
+	stats_prometheus_stop();
 	for (int i = 0; i < threads; i++)
 		reactor_post(&rts[i].r, shutdown_on_reactor, &rts[i]);
 	for (int waited = 0; waited < 10000; waited += 20) {

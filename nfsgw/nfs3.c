@@ -16,6 +16,7 @@
  *     directory entries as the zero-copy payload.
  */
 #include "nfs3.h"
+#include "../core/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,6 +158,7 @@ struct proc_desc;
 
 struct nfs3_req {
 	struct rpc_call *call;
+	uint64_t t0_ns;            /* start, for per-export latency statistics */
 	const struct proc_desc *pd;
 	uint32_t proc;
 	struct nfs_export *exp;
@@ -816,6 +818,17 @@ static void req_reply(struct nfs3_req *r)
 	uint8_t *buf;
 	ZDR z;
 	bool ok = false;
+
+	if (r->exp) {
+		bool good = r->status == NFS3_OK;
+		uint64_t bytes = !good ? 0 :
+			r->proc == P_READ ? r->res.read.READ3res_u.resok.count :
+			r->proc == P_WRITE ? r->res.write.WRITE3res_u.resok.count : 0;
+		stats_nfs_op(r->exp->id,
+			     r->proc == P_READ ? STATS_READ :
+			     (r->proc == P_WRITE || r->proc == P_COMMIT) ? STATS_WRITE : STATS_OTHER,
+			     bytes, stats_now_ns() - r->t0_ns, !good);
+	}
 
 	if (r->proc == P_READ) {
 		reply_read(r);
@@ -2105,6 +2118,7 @@ static void nfs3_dispatch(struct rpc_call *call)
 		rpc_reply_accept_error(call, RPC_SYSTEM_ERR);
 		return;
 	}
+	r->t0_ns = stats_now_ns();
 	r->call = call;
 	r->proc = call->proc;
 	r->pd = &procs[call->proc];

@@ -135,14 +135,21 @@ static void families(const struct nfsgw_settings *s, bool *v4, bool *v6)
 	struct nfsgw_endpoint ep[NFSGW_MAX_LISTEN];
 	int n = endpoints(s, ep);
 
+	bool any6 = false;
+
 	*v4 = *v6 = false;
 	for (int i = 0; i < n; i++) {
-		if (addr_is_v6(ep[i].addr))
+		if (addr_is_v6(ep[i].addr)) {
+			struct in6_addr a;
 			*v6 = true;
-		else
+			if (inet_pton(AF_INET6, ep[i].addr, &a) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a))
+				any6 = true;
+		} else {
 			*v4 = true;
+		}
 	}
-	if (*v6 && !*v4)
+	/* a lone "::" takes IPv4 too */
+	if (any6 && !*v4)
 		*v4 = true;
 }
 

@@ -16,6 +16,7 @@
 
 #include "../core/lease.h"
 #include "../core/log.h"
+#include "../core/stats.h"
 #include "scsi_internal.h"
 #include "scsi_pr.h"
 #include "scsi_xcopy.h"
@@ -27,6 +28,19 @@ int (*scsi_tpg_list_hook)(const struct scsi_cmd *cmd, uint16_t *tpg_ids, int max
 /* Every live LU, for scsi_lu_lookup_naa() (EXTENDED COPY). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct scsi_lu *live_list;
+
+/* An LU and its I/O statistics in one allocation: the LU's counters are
+ * reached from cmd->lu without a lookup, and live exactly as long as the LU
+ * (scsi_lu_create() is the only place LUs are made). */
+struct scsi_lu_ext {
+	struct scsi_lu lu;
+	struct stats_obj stats;
+};
+
+struct stats_obj *scsi_lu_stats(const struct scsi_lu *lu)
+{
+	return &container_of(lu, struct scsi_lu_ext, lu)->stats;
+}
 
 /* At most this many UAs are kept per LU; SAM-5 5.14 lets a device server
  * drop the excess once it has run out of room (we keep the oldest). */
@@ -281,9 +295,51 @@ void scsi_set_errno_sense(struct scsi_cmd *cmd, int err, bool is_write)
 /* Helpers shared by the command files                                       */
 /* ------------------------------------------------------------------------ */
 
+/* Statistics at completion (core/stats.h): class, bytes moved by a command
+ * that succeeded, latency since scsi_cmd_execute(), and the SAM-5 status
+ * (sense key for CHECK CONDITION, SPC-4 4.5.3 byte 2).  Must run before
+ * done(): after it the fabric may reuse the command. */
+static void stats_complete(struct scsi_cmd *cmd)
+{
+	uint64_t t0, lat = STATS_LAT_UNKNOWN, bytes = 0;
+	int st = -1, sk = -1;
+
+	if (!cmd->lu)
+		return;
+	if (stats_inflight_take(cmd, &t0))
+		lat = stats_now_ns() - t0;
+	switch (cmd->status) {
+	case SAM_STAT_GOOD:
+	case SAM_STAT_CONDITION_MET:
+		bytes = cmd->data_in_len < cmd->expected_len ? cmd->data_in_len : cmd->expected_len;
+		if (cmd->xfer_is_write)
+			bytes += cmd->data_out_len;
+		break;
+	case SAM_STAT_CHECK_CONDITION:
+		st = STATS_ST_CHECK_CONDITION;
+		if (cmd->sense_len > 2)
+			sk = cmd->sense[2] & 0x0f;
+		break;
+	case SAM_STAT_BUSY:
+		st = STATS_ST_BUSY;
+		break;
+	case SAM_STAT_RESERVATION_CONFLICT:
+		st = STATS_ST_RESERVATION_CONFLICT;
+		break;
+	case SAM_STAT_TASK_SET_FULL:
+		st = STATS_ST_TASK_SET_FULL;
+		break;
+	default:
+		st = STATS_ST_OTHER;
+		break;
+	}
+	stats_record(scsi_lu_stats(cmd->lu), stats_scsi_class(cmd->cdb), bytes, lat, st, sk);
+}
+
 void scsi_cmd_complete(struct scsi_cmd *cmd)
 {
 	scsi_rl_release(cmd);
+	stats_complete(cmd);
 	cmd->done(cmd);
 }
 
@@ -399,6 +455,12 @@ void scsi_cmd_execute(struct scsi_cmd *cmd)
 	cmd->rl.held = false;
 	cmd->rl.queued = false;
 	cmd->rl.lock = NULL;
+
+	/* Statistics: one clock read now, one at completion (vDSO). */
+	if (cmd->lu) {
+		stats_record_start(scsi_lu_stats(cmd->lu));
+		stats_inflight_put(cmd, stats_now_ns());
+	}
 
 	d = find_opdesc(cmd->cdb, &bad_sa);
 
@@ -674,6 +736,7 @@ static void pad_ascii(char *dst, const char *src, size_t width)
 struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scsi_lu_params *p)
 {
 	struct scsi_lu_params def = { 0 };
+	struct scsi_lu_ext *ext;
 	struct scsi_lu *lu;
 	char seedbuf[256];
 	const char *seed;
@@ -684,9 +747,12 @@ struct scsi_lu *scsi_lu_create(uint64_t lun, struct bstore *bs, const struct scs
 		return NULL;
 	if (!p)
 		p = &def;
-	lu = calloc(1, sizeof(*lu));
-	if (!lu)
+	ext = calloc(1, sizeof(*ext));
+	if (!ext)
 		return NULL;
+	stats_obj_init(&ext->stats);
+	stats_set_lu_lookup(scsi_lu_stats);
+	lu = &ext->lu;
 	lu->lun = lun;
 	lu->bs = bs;
 	lu->block_size = bs->block_size;
@@ -794,7 +860,8 @@ void scsi_lu_put(struct scsi_lu *lu)
 	pthread_mutex_destroy(&lu->lock);
 	scsi_rl_destroy(&lu->rl);
 	bstore_close(lu->bs);
-	free(lu);
+	stats_obj_fini(scsi_lu_stats(lu));
+	free(container_of(lu, struct scsi_lu_ext, lu));
 }
 
 void scsi_lu_ua_add(struct scsi_lu *lu, uint64_t nexus_id, uint8_t asc, uint8_t ascq)
