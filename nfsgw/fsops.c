@@ -356,11 +356,17 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-int fs_readdir(int dirfd, uint64_t cookie,
+int fs_readdir(int dirfd, uint64_t cookie, size_t want,
 	       int (*cb)(void *arg, const struct fs_dirent *d), void *arg, bool *eof)
 {
 	char path[64];
-	size_t bufsz = 32768;
+	/* getdents64 fills the whole buffer; whatever the reply has no room
+	 * for is read for nothing (and read again by the next call, from its
+	 * cookie).  With READDIRPLUS replies of a few KiB a fixed 32 KiB
+	 * buffer read ~10 times the entries sent.  So size it to what the
+	 * caller expects to use (plus a quarter); running short only costs
+	 * one more getdents64. */
+	size_t bufsz = want + want / 4 + 512;
 	char *buf;
 	int fd, rc = 0;
 
@@ -377,6 +383,10 @@ int fs_readdir(int dirfd, uint64_t cookie,
 		close(fd);
 		return rc;
 	}
+	if (bufsz < 4096)
+		bufsz = 4096;
+	if (bufsz > 65536)
+		bufsz = 65536;
 	buf = malloc(bufsz);
 	if (!buf) {
 		close(fd);

@@ -129,9 +129,11 @@ struct fs_dirent {
 /* Read the directory open at dirfd from cookie (0 = start) on a private
  * descriptor of its own (so concurrent listings never share a position).
  * cb returns 0 to continue, 1 to stop before this entry (no room).  *eof is
- * set when the end was reached.  0 or -errno (-EINVAL: cookie not valid
- * here). */
-int fs_readdir(int dirfd, uint64_t cookie,
+ * set when the end was reached.  want: about how many bytes of directory
+ * records (struct linux_dirent64) the caller will consume - the size of the
+ * getdents64 buffer is derived from it.  0 or -errno (-EINVAL: cookie not
+ * valid here). */
+int fs_readdir(int dirfd, uint64_t cookie, size_t want,
 	       int (*cb)(void *arg, const struct fs_dirent *d), void *arg, bool *eof);
 
 /* "/proc/self/fd/N" for an fd (reaches the object itself, also for O_PATH). */

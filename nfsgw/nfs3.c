@@ -1864,7 +1864,12 @@ static void readdir_work(struct nfs3_req *r)
 		return;
 	}
 	xdr_enc_init(&c.e, r->payload, c.limit + 8);
-	rc = fs_readdir(r->h[0].fd, r->cookie, rd_entry, &c, &eof);
+	/* A linux_dirent64 record (24 bytes + name) is about the size of a
+	 * READDIR entry, and a quarter of a READDIRPLUS one (attributes and a
+	 * handle); dircount bounds the latter too. */
+	rc = fs_readdir(r->h[0].fd, r->cookie,
+			!c.plus ? c.limit : (size_t)(c.dirmax < c.limit / 4 ? c.dirmax : c.limit / 4),
+			rd_entry, &c, &eof);
 	if (rc < 0) {
 		r->status = rc == -EINVAL || rc == -ENOENT ? NFS3ERR_BAD_COOKIE :
 			    nfs3_errno_to_status(rc);
