@@ -908,7 +908,7 @@ static void test_control_nfs(void **state)
 	static struct ctl_request r;
 	struct export_client *clients = NULL;
 	uint8_t key[32] = { 3 };
-	char exp[300], file[400], real[300], line[400], path[PATH_MAX];
+	char exp[300], file[400], real[PATH_MAX], line[PATH_MAX + 64], path[PATH_MAX];
 	struct nfs_export *e;
 	struct nfs_fh fh;
 	int nclients = 0, fd;
@@ -964,7 +964,7 @@ static void test_control_nfs(void **state)
 	snprintf(r.holder, sizeof(r.holder), "10.0.0.2");
 	snprintf(r.path, sizeof(r.path), "%s", real);
 	assert_int_equal(exec(&r, NULL), EINVAL);
-	snprintf(r.path, sizeof(r.path), "%s/nope", real);
+	snprintf(r.path, sizeof(r.path), "%.300s/nope", real);
 	assert_int_equal(exec(&r, NULL), ENOENT);
 	snprintf(r.path, sizeof(r.path), "/proc/version");
 	assert_int_equal(exec(&r, NULL), ENOENT);
@@ -977,7 +977,7 @@ static void test_control_nfs(void **state)
 	/* a lease on a file that is gone is still found by its path */
 	assert_int_equal(unlink(file), 0);
 	lease_req(&r, CTL_OP_RELEASE);
-	snprintf(r.path, sizeof(r.path), "%s/vm.img", real);
+	snprintf(r.path, sizeof(r.path), "%.300s/vm.img", real);
 	r.has_epoch = true;
 	r.epoch = 2;
 	assert_int_equal(exec(&r, &body), 0);
