@@ -23,7 +23,7 @@ OPT     ?= -O1 -g
 else
 BUILD   ?= build
 SANFLAGS =
-OPT     ?= -O2 -g
+OPT     ?= -O2 -g -D_FORTIFY_SOURCE=2
 endif
 
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -136,6 +136,9 @@ install: all man
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(DAEMON) $(ADM) $(MIGRATE) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 conf/ringstor.conf.example $(DESTDIR)$(DOCDIR)/examples/ringstor.conf.example
+	install -d $(DESTDIR)$(PREFIX)/share/doc/ringstor-host/examples
+	install -m 0644 companion/migrate.conf.example \
+		$(DESTDIR)$(PREFIX)/share/doc/ringstor-host/examples/migrate.conf.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf || \
 		install -m 0600 packaging/ringstor.conf $(DESTDIR)$(SYSCONFDIR)/ringstor/ringstor.conf
 	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/

@@ -351,6 +351,11 @@ struct mctx {
 	const char *driver, *vm, *source, *dest, *appliance, *rsh, *remote_cmd, *self_exe, *adm;
 	const char *qmp_source, *qmp_dest, *dest_pidfile, *source_holder, *dest_holder;
 	const char *dest_addr;
+	/* libvirt / Xen drivers (virt == true): the domain, and where `virsh
+	 * migrate` / `xl migrate` send it (the destination, and the source for
+	 * a migration back) */
+	bool virt, libvirt;
+	const char *domain, *dest_uri, *source_uri;
 	int port;
 	char **lease_specs;
 	size_t nleases;
@@ -759,9 +764,37 @@ static int resume_source(struct mctx *c)
 	return 0;
 }
 
+/* Hands every transferred lease back to the source (epoch + 1 again); the
+ * destination must be stopped or paused.  0, or -1 (said why). */
+static int return_leases(struct mctx *c)
+{
+	for (size_t i = 0; i < c->nleases; i++) {
+		if (!c->transferred[i])
+			continue;
+		char why[512];
+		uint64_t ne = 0;
+		if (lease_transfer(c, i, c->dest_holder, c->source_holder, c->new_epoch[i], &ne, why, sizeof(why)) < 0) {
+			complain(c, "ROLLBACK INCOMPLETE: cannot hand lease %s back to %s: %s. The source stays "
+				 "paused (it could not write). Run: ringstor-migrate recover --journal %s",
+				 c->lease_specs[i], c->source_holder, why, c->j.path);
+			return -1;
+		}
+		c->transferred[i] = false;
+		c->epoch[i] = ne;
+		rec_lease(c, "lease-returned", i, ne, c->source_holder);
+		say(c, "lease %s back with %s, epoch %" PRIu64, c->lease_specs[i], c->source_holder, ne);
+	}
+	return 0;
+}
+
+static int virt_rollback_before(struct mctx *c, const char *reason);
+static int virt_rollback_after(struct mctx *c, const char *reason);
+
 /* Before any lease moved: stop the destination, resume the source. */
 static int rollback_before(struct mctx *c, const char *reason)
 {
+	if (c->virt)
+		return virt_rollback_before(c, reason);
 	say(c, "rolling back: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	if (c->dest_started)
@@ -780,25 +813,13 @@ static int rollback_before(struct mctx *c, const char *reason)
  * back (the epoch grows again), only then resume the source. */
 static int rollback_after(struct mctx *c, const char *reason)
 {
+	if (c->virt)
+		return virt_rollback_after(c, reason);
 	say(c, "rolling back after the lease transfer: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	stop_dest(c);
-	for (size_t i = 0; i < c->nleases; i++) {
-		if (!c->transferred[i])
-			continue;
-		char why[512];
-		uint64_t ne = 0;
-		if (lease_transfer(c, i, c->dest_holder, c->source_holder, c->new_epoch[i], &ne, why, sizeof(why)) < 0) {
-			complain(c, "ROLLBACK INCOMPLETE: cannot hand lease %s back to %s: %s. The source stays "
-				 "paused (it could not write). Run: ringstor-migrate recover --journal %s",
-				 c->lease_specs[i], c->source_holder, why, c->j.path);
-			return 3;
-		}
-		c->transferred[i] = false;
-		c->epoch[i] = ne;
-		rec_lease(c, "lease-returned", i, ne, c->source_holder);
-		say(c, "lease %s back with %s, epoch %" PRIu64, c->lease_specs[i], c->source_holder, ne);
-	}
+	if (return_leases(c) < 0)
+		return 3;
 	if (resume_source(c) < 0) {
 		complain(c, "ROLLBACK INCOMPLETE: the source is not running although it holds the lease again. "
 			 "Run: ringstor-migrate recover --journal %s", c->j.path);
@@ -980,6 +1001,330 @@ static int finish(struct mctx *c)
 	rec(c, "done", NULL);
 	say(c, "done: %s runs the VM and holds the lease", c->dest);
 	return 0;
+}
+
+/* -------------------------------------------- libvirt and Xen drivers
+ *
+ * Both hand the whole migration to the hypervisor's own tool, run on the
+ * source host through the remote shell:
+ *
+ *   libvirt: virsh migrate --live --suspend --persistent --undefinesource DOMAIN URI
+ *   Xen:     xl migrate -p DOMAIN HOST
+ *
+ * Either leaves the domain paused on the destination (--suspend, -p) and
+ * has already stopped the source when it returns: the transfer point is
+ * "the tool returned, the source's domain is gone, the destination's is
+ * paused".  No write can have come from the destination yet (paused, and
+ * not the lease holder); the source cannot write any more (its domain is
+ * gone).  Then the lease moves, then `virsh resume` / `xl unpause` on the
+ * destination.  Unlike QEMU, neither tool can keep the source's domain
+ * around after the switchover, so a failed transfer is undone by migrating
+ * the (paused) domain back and resuming it on the source.  The lease is
+ * what keeps "one writer" true at every instant; "exactly one host runs
+ * the VM" can fail only when the migration back fails too (exit 3: the VM
+ * waits, paused and fenced, on the destination).
+ *
+ * The exit status of a remote command can be lost (ssh dies): every
+ * decision is taken from the domain's state on both hosts, read back. */
+
+static int abort_early(struct mctx *c, const char *reason);
+
+enum vstate { VS_RUNNING, VS_PAUSED, VS_ABSENT, VS_OTHER, VS_UNKNOWN };
+
+static const char *vstate_name(enum vstate s)
+{
+	static const char *const n[] = { "running", "paused", "absent", "other", "unknown" };
+	return n[s];
+}
+
+enum virt_op { V_STATE, V_MIGRATE, V_MIGRATE_BACK, V_RESUME, V_DESTROY, V_ABORT };
+
+/* The command words of op (at most 8); 0 if the driver has none. */
+static size_t virt_words(const struct mctx *c, enum virt_op op, const char **w)
+{
+	const char *d = c->domain;
+	size_t n = 0;
+	if (c->libvirt) {
+		w[n++] = "virsh";
+		switch (op) {
+		case V_STATE: w[n++] = "domstate"; w[n++] = d; break;
+		case V_MIGRATE: case V_MIGRATE_BACK:
+			/* --suspend: the destination stays paused until the lease
+			 * is with it; --persistent --undefinesource: the
+			 * definition moves too, so the source cannot simply be
+			 * started again. */
+			w[n++] = "migrate"; w[n++] = "--live"; w[n++] = "--suspend"; w[n++] = "--persistent";
+			w[n++] = "--undefinesource"; w[n++] = d;
+			w[n++] = op == V_MIGRATE ? c->dest_uri : c->source_uri;
+			break;
+		case V_RESUME: w[n++] = "resume"; w[n++] = d; break;
+		case V_DESTROY: w[n++] = "destroy"; w[n++] = d; break;
+		case V_ABORT: w[n++] = "domjobabort"; w[n++] = d; break;
+		}
+	} else {
+		w[n++] = "xl";
+		switch (op) {
+		case V_STATE: w[n++] = "list"; w[n++] = d; break;
+		case V_MIGRATE: case V_MIGRATE_BACK:
+			/* -p: the domain stays paused on the receiving side */
+			w[n++] = "migrate"; w[n++] = "-p"; w[n++] = d;
+			w[n++] = op == V_MIGRATE ? c->dest_uri : c->source_uri;
+			break;
+		case V_RESUME: w[n++] = "unpause"; w[n++] = d; break;
+		case V_DESTROY: w[n++] = "destroy"; w[n++] = d; break;
+		case V_ABORT: return 0; /* xl has no job abort: its own timeout ends it */
+		}
+	}
+	return n;
+}
+
+static int virt_run(struct mctx *c, const char *host, enum virt_op op, int timeout_s, struct strbuf *out,
+		    char *why, size_t whylen)
+{
+	const char *w[12];
+	size_t n = virt_words(c, op, w);
+	if (!n) {
+		why[0] = '\0';
+		return 0;
+	}
+	return host_run(c, host, (char *const *)w, n, timeout_s, out, why, whylen);
+}
+
+/* The domain's state on host.  libvirt: `virsh domstate` (running,
+ * blocked, idle -> running; paused; shut off or "failed to get domain" ->
+ * absent).  Xen: `xl list DOMAIN`, the State column (r/b -> running, p ->
+ * paused; "invalid domain identifier" -> absent). */
+static enum vstate virt_state(struct mctx *c, const char *host, char *txt, size_t len)
+{
+	struct strbuf out = {0};
+	char why[512];
+	int st = virt_run(c, host, V_STATE, ADM_TIMEOUT_S, &out, why, sizeof(why));
+	enum vstate vs = VS_UNKNOWN;
+	snprintf(txt, len, "%.120s", why);
+	if (st == 0 && c->libvirt) {
+		char line[64] = "";
+		sscanf(out.buf ? out.buf : "", "%63[^\n]", line);
+		size_t l = strlen(line);
+		while (l && (line[l - 1] == ' ' || line[l - 1] == '\r'))
+			line[--l] = '\0';
+		snprintf(txt, len, "%s", line);
+		if (strcmp(line, "running") == 0 || strcmp(line, "blocked") == 0 || strcmp(line, "idle") == 0)
+			vs = VS_RUNNING;
+		else if (strcmp(line, "paused") == 0)
+			vs = VS_PAUSED;
+		else if (strcmp(line, "shut off") == 0)
+			vs = VS_ABSENT;
+		else
+			vs = VS_OTHER;
+	} else if (st == 0) {
+		/* header line, then: NAME ID MEM VCPUS STATE TIME */
+		const char *p = out.buf ? strchr(out.buf, '\n') : NULL;
+		char name[256] = "", state[32] = "";
+		if (p && sscanf(p + 1, "%255s %*s %*s %*s %31s", name, state) == 2) {
+			if (strchr(state, 'p'))
+				vs = VS_PAUSED;
+			else if (strchr(state, 's') || strchr(state, 'c') || strchr(state, 'd'))
+				vs = VS_OTHER;
+			else
+				vs = VS_RUNNING;
+			snprintf(txt, len, "%s (%s)", vs == VS_OTHER ? "shut down, crashed or dying" : vstate_name(vs),
+				 state);
+		} else {
+			snprintf(txt, len, "unexpected xl list output");
+		}
+	} else if (st > 0 && (strstr(why, "failed to get domain") || strstr(why, "ot found") ||
+			      strstr(why, "invalid domain identifier"))) {
+		vs = VS_ABSENT;
+		snprintf(txt, len, "no such domain");
+	}
+	sb_free(&out);
+	return vs;
+}
+
+/* Undo with the lease with the source: the domain back on the source and
+ * running there (if it was), nothing on the destination.  1 rolled back,
+ * 3 incomplete (said why). */
+static int virt_undo(struct mctx *c)
+{
+	char ss[128], ds[128], why[1024];
+	enum vstate s = virt_state(c, c->source, ss, sizeof(ss));
+	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (s == VS_ABSENT && (d == VS_PAUSED || d == VS_RUNNING)) {
+		/* The tool had finished: the VM is on the destination only,
+		 * paused and fenced (the lease is the source's).  Bring it
+		 * back, paused, and resume it where the lease is. */
+		if (d == VS_RUNNING)
+			virt_run(c, c->dest, V_ABORT, ADM_TIMEOUT_S, NULL, why, sizeof(why));
+		rec_str(c, "migrating-back", "uri", c->source_uri);
+		say(c, "the domain is on %s only (%s): migrating it back to %s", c->dest, ds, c->source);
+		int st = virt_run(c, c->dest, V_MIGRATE_BACK, c->timeout_s, NULL, why, sizeof(why));
+		s = virt_state(c, c->source, ss, sizeof(ss));
+		d = virt_state(c, c->dest, ds, sizeof(ds));
+		if (s != VS_PAUSED && s != VS_RUNNING) {
+			complain(c, "ROLLBACK INCOMPLETE: the migration back to %s failed (%s); the domain %s is "
+				 "on %s (%s), paused and fenced: the lease is %s's. Run: ringstor-migrate recover "
+				 "--journal %s", c->source, st ? why : "source still without the domain", c->domain,
+				 c->dest, ds, c->source_holder, c->j.path);
+			return 3;
+		}
+	}
+	if (s != VS_PAUSED && s != VS_RUNNING) {
+		complain(c, "ROLLBACK INCOMPLETE: the domain %s is on neither host (source %s: %s, destination "
+			 "%s: %s); the lease stays with %s. Run: ringstor-migrate recover --journal %s", c->domain,
+			 c->source, ss, c->dest, ds, c->source_holder, c->j.path);
+		return 3;
+	}
+	/* The source has it: a copy on the destination is the failed half of
+	 * this migration (preflight saw none there), paused or fenced. */
+	if (d == VS_PAUSED || d == VS_RUNNING || d == VS_OTHER) {
+		if (virt_run(c, c->dest, V_DESTROY, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0)
+			complain(c, "warning: could not destroy the destination's copy of %s: %s (it cannot write: "
+				 "the lease is %s's)", c->domain, why, c->source_holder);
+	}
+	rec(c, "dest-stopped", NULL);
+	if (s == VS_PAUSED && c->source_was_running) {
+		if (virt_run(c, c->source, V_RESUME, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0 ||
+		    virt_state(c, c->source, ss, sizeof(ss)) != VS_RUNNING) {
+			complain(c, "ROLLBACK INCOMPLETE: cannot resume %s on %s: %s. It holds the lease; resume "
+				 "it by hand or run: ringstor-migrate recover --journal %s", c->domain, c->source,
+				 *why ? why : ss, c->j.path);
+			return 3;
+		}
+	}
+	rec_str(c, "source-resumed", "state", ss);
+	rec(c, "rolled-back", NULL);
+	say(c, "rolled back: %s runs the domain %s and holds the lease", c->source, c->domain);
+	return 1;
+}
+
+static int virt_rollback_before(struct mctx *c, const char *reason)
+{
+	say(c, "rolling back: %s", reason);
+	rec_str(c, "rollback", "reason", reason);
+	return virt_undo(c);
+}
+
+/* The lease moved but the destination did not resume: it is paused (or
+ * gone), so the lease can go back before the domain does. */
+static int virt_rollback_after(struct mctx *c, const char *reason)
+{
+	say(c, "rolling back after the lease transfer: %s", reason);
+	rec_str(c, "rollback", "reason", reason);
+	char ds[128];
+	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (d == VS_RUNNING) {
+		/* Never pull the lease from under a running guest. */
+		complain(c, "ROLLBACK INCOMPLETE: the domain %s runs on %s, which holds the lease; leaving it "
+			 "there. Run: ringstor-migrate recover --journal %s", c->domain, c->dest, c->j.path);
+		return 3;
+	}
+	if (return_leases(c) < 0)
+		return 3;
+	return virt_undo(c);
+}
+
+/* Lease with the destination: resume the domain there. */
+static int virt_finish(struct mctx *c)
+{
+	char ds[128], why[1024];
+	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (d == VS_PAUSED && c->source_was_running) {
+		if (virt_run(c, c->dest, V_RESUME, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0)
+			complain(c, "resume on %s: %s", c->dest, why);
+		d = virt_state(c, c->dest, ds, sizeof(ds));
+	}
+	if (d != VS_RUNNING && !(d == VS_PAUSED && !c->source_was_running)) {
+		char reason[300];
+		snprintf(reason, sizeof(reason), "the domain is %s on the destination after the lease transfer", ds);
+		return virt_rollback_after(c, reason);
+	}
+	struct strbuf m = {0};
+	jm_str(&m, "state", ds);
+	if (c->t_stopped) {
+		long pause = mono_ms() - c->t_stopped;
+		jm_u64(&m, "paused_ms", (uint64_t)pause);
+		say(c, "destination %s: %s; lease handover and resume took %ld ms", c->dest, ds, pause);
+	} else {
+		say(c, "destination %s: %s", c->dest, ds);
+	}
+	rec(c, "dest-running", m.buf);
+	sb_free(&m);
+	/* the tool stopped the source's domain at the end of the migration */
+	m = (struct strbuf){0};
+	jm_bool(&m, "quit", true);
+	rec(c, "source-stopped", m.buf);
+	sb_free(&m);
+	rec(c, "done", NULL);
+	say(c, "done: %s runs the domain %s and holds the lease", c->dest, c->domain);
+	return 0;
+}
+
+static int migrate_virt(struct mctx *c)
+{
+	char ss[128], ds[128], why[1024];
+	enum vstate s = virt_state(c, c->source, ss, sizeof(ss));
+	if (s != VS_RUNNING && s != VS_PAUSED) {
+		snprintf(why, sizeof(why), "the domain %s on %s is %s (%s), not running or paused", c->domain,
+			 c->source, vstate_name(s), ss);
+		return abort_early(c, why);
+	}
+	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (d != VS_ABSENT) {
+		snprintf(why, sizeof(why), "the destination %s %s the domain %s (%s)", c->dest,
+			 d == VS_UNKNOWN ? "cannot be asked about" : "already has", c->domain, ds);
+		return abort_early(c, why);
+	}
+	c->source_was_running = s == VS_RUNNING;
+	struct strbuf m = {0};
+	jm_str(&m, "state", ss);
+	jm_bool(&m, "running", c->source_was_running);
+	rec(c, "source-checked", m.buf);
+	sb_free(&m);
+
+	/* The tool starts the destination paused, migrates and stops the
+	 * source: dest-started and migrating are one step here. */
+	if (rec(c, "dest-started", NULL) < 0 || rec_str(c, "migrating", "uri", c->dest_uri) < 0)
+		return abort_early(c, "cannot write the journal");
+	c->dest_started = true;
+	const char *w[12];
+	size_t n = virt_words(c, V_MIGRATE, w);
+	say(c, "migrating the domain %s %s -> %s (%s, the destination stays paused)", c->domain, c->source,
+	    c->dest_uri, c->libvirt ? "virsh migrate --live --suspend" : "xl migrate -p");
+	int st = host_run(c, c->source, (char *const *)w, n, c->timeout_s, NULL, why, sizeof(why));
+	c->t_stopped = mono_ms();
+	if (st < 0 && strstr(why, "timed out"))
+		virt_run(c, c->source, V_ABORT, ADM_TIMEOUT_S, NULL, ss, sizeof(ss));
+	s = virt_state(c, c->source, ss, sizeof(ss));
+	d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (s == VS_RUNNING || s == VS_PAUSED) {
+		char reason[1300];
+		if (st != 0)
+			snprintf(reason, sizeof(reason), "the migration failed: %s", why);
+		else
+			snprintf(reason, sizeof(reason), "the migration returned but the domain is still on the source (%s)",
+				 ss);
+		return virt_rollback_before(c, reason);
+	}
+	if (d != VS_PAUSED && d != VS_RUNNING) {
+		complain(c, "the domain %s is on neither host after the migration (source: %s, destination: %s; %s); "
+			 "the lease stays with %s", c->domain, ss, ds, st ? why : "the tool reported success",
+			 c->source_holder);
+		rec_str(c, "rollback", "reason", "the domain is on neither host");
+		return 3;
+	}
+	if (st != 0)
+		say(c, "the tool reported a failure (%s) but the domain is on %s (%s): going on", why, c->dest, ds);
+	if (d == VS_RUNNING)
+		complain(c, "warning: the domain already runs on %s before the lease moved: its writes are refused "
+			 "until the transfer", c->dest);
+	rec(c, "completed", NULL);
+	say(c, "migration completed: the source's domain is gone, the destination's is %s", ds);
+	if (rec_str(c, "transfer-point", "source_state", vstate_name(s)) < 0)
+		return virt_rollback_before(c, "cannot write the journal");
+	int r = transfer_leases(c);
+	if (r)
+		return r;
+	return virt_finish(c);
 }
 
 static int lease_check_ctx(struct mctx *c, const char *holder, char *reason, size_t len)
@@ -1235,6 +1580,11 @@ static char *begin_members(const struct mctx *c)
 	jm_str(&m, "source_holder", c->source_holder);
 	jm_str(&m, "dest_holder", c->dest_holder);
 	jm_str(&m, "dest_addr", c->dest_addr);
+	if (c->virt) {
+		jm_str(&m, "domain", c->domain);
+		jm_str(&m, "dest_uri", c->dest_uri);
+		jm_str(&m, "source_uri", c->source_uri);
+	}
 	jm_str(&m, "transfer_at", c->at_completion ? "completed" : "pre-switchover");
 	jm_u64(&m, "port", (uint64_t)c->port);
 	jm_u64(&m, "pid", (uint64_t)getpid());
@@ -1267,6 +1617,8 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 	int rc = 2;
 	char **dest_argv = NULL;
 	char *initiator = NULL, *qmp_default = NULL, *pid_default = NULL;
+	char *uri_default = NULL, *src_uri_default = NULL;
+	char why[1024];
 	size_t dest_argc = 0;
 
 	if (!c.source || !c.dest) {
@@ -1277,9 +1629,10 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 		complain(&c, "--transfer-at wants completed or pre-switchover");
 		goto out;
 	}
-	if (strcmp(c.driver, "qemu") != 0) {
-		complain(&c, "driver '%s': only the QEMU (QMP) driver is implemented; libvirt and Xen are not "
-			 "(use --driver qemu with --qmp-source)", c.driver);
+	c.libvirt = strcmp(c.driver, "libvirt") == 0;
+	c.virt = c.libvirt || strcmp(c.driver, "xen") == 0;
+	if (!c.virt && strcmp(c.driver, "qemu") != 0) {
+		complain(&c, "driver '%s': want qemu (QMP), libvirt (virsh) or xen (xl)", c.driver);
 		goto out;
 	}
 	if (c.nleases == 0 || c.nleases > MAX_LEASES) {
@@ -1297,6 +1650,43 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 				 "dashes, e.g. tid=1,lun=1)", c.lease_specs[i]);
 			goto out;
 		}
+	}
+	if (c.virt) {
+		c.domain = o->domain ? o->domain : o->vm_name ? o->vm_name : o->vm ? o->vm->name : NULL;
+		if (!c.domain) {
+			complain(&c, "the %s driver needs the domain's name (--vm NAME)", c.driver);
+			goto out;
+		}
+		c.source_holder = o->source_holder;
+		c.dest_holder = o->dest_holder;
+		if (!c.source_holder || !c.dest_holder || strcmp(c.source_holder, c.dest_holder) == 0) {
+			complain(&c, "the %s driver needs each host's lease identity: --source-holder ID and "
+				 "--dest-holder ID, different (the initiator name each host logs in with, or its NFS "
+				 "client address)", c.driver);
+			goto out;
+		}
+		c.dest_addr = o->dest_addr ? o->dest_addr : strcmp(c.dest, PREFLIGHT_LOCAL_HOST) == 0 ? "localhost" : c.dest;
+		const char *saddr = o->source_addr ? o->source_addr
+				    : strcmp(c.source, PREFLIGHT_LOCAL_HOST) == 0 ? "localhost" : c.source;
+		if (o->dest_uri) {
+			c.dest_uri = o->dest_uri;
+		} else if (c.libvirt) {
+			if (asprintf(&uri_default, "qemu+ssh://%s/system", c.dest_addr) < 0)
+				abort();
+			c.dest_uri = uri_default;
+		} else {
+			c.dest_uri = c.dest_addr;
+		}
+		if (o->source_uri) {
+			c.source_uri = o->source_uri;
+		} else if (c.libvirt) {
+			if (asprintf(&src_uri_default, "qemu+ssh://%s/system", saddr) < 0)
+				abort();
+			c.source_uri = src_uri_default;
+		} else {
+			c.source_uri = saddr;
+		}
+		goto journal;
 	}
 	if (!o->qemu_cmdline) {
 		complain(&c, "the QEMU driver needs the source's command line (--qemu-cmdline FILE, e.g. a copy "
@@ -1341,11 +1731,10 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 			abort();
 		c.dest_pidfile = pid_default;
 	}
-	if (strcmp(c.qmp_dest, c.qmp_source) == 0) {
-		complain(&c, "--qmp-dest must differ from the source's QMP socket");
+	if (strcmp(c.qmp_dest, c.qmp_source) == 0 && strcmp(c.source, c.dest) == 0) {
+		complain(&c, "--qmp-dest must differ from the source's QMP socket on the same host");
 		goto out;
 	}
-	char why[1024];
 	/* An iSCSI lease is held by an initiator name: the destination's QEMU
 	 * logs in with the destination's identity. */
 	bool iqn = strncmp(c.dest_holder, "iqn.", 4) == 0 || strncmp(c.dest_holder, "eui.", 4) == 0 ||
@@ -1360,6 +1749,10 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 	while (dest_argv[dest_argc])
 		dest_argc++;
 
+journal:
+	if (o->vm && o->vm->ndisks > c.nleases)
+		complain(&c, "warning: the VM has %zu disks but %zu leases: a disk without a lease is not fenced, "
+			 "only the leased ones are guaranteed one writer", o->vm->ndisks, c.nleases);
 	/* The journal, before anything changes. */
 	if (journal_create(&c.j, o->journal_dir ? o->journal_dir : MIGRATE_DEFAULT_JOURNAL_DIR, c.vm, why,
 			   sizeof(why)) < 0) {
@@ -1374,7 +1767,17 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 	}
 	free(bm);
 	say(&c, "journal %s", c.j.path);
-	{
+	if (c.virt) {
+		const char *w[13];
+		size_t wn = virt_words(&c, V_MIGRATE, w);
+		w[wn] = NULL;
+		char *t = argv_text((char *const *)w);
+		struct strbuf m = {0};
+		jm_str(&m, "argv", t);
+		rec(&c, "dest-command", m.buf);
+		sb_free(&m);
+		free(t);
+	} else {
 		char *t = argv_text(dest_argv);
 		struct strbuf m = {0};
 		jm_str(&m, "argv", t);
@@ -1388,7 +1791,7 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 	int lease_status = lease_check_ctx(&c, c.source_holder, lease_reason, sizeof(lease_reason));
 	struct preflight_opts po = {
 		.source = c.source, .dest = c.dest, .rsh = c.rsh, .remote_cmd = c.remote_cmd, .self_exe = c.self_exe,
-		.initiator_name = o->probe_initiator, .disks = o->disks, .ndisks = o->ndisks, .vm = o->vm,
+		.initiator_name = o->probe_initiator, .dest_initiator_name = o->probe_dest_initiator, .disks = o->disks, .ndisks = o->ndisks, .vm = o->vm,
 		.timeout_s = o->preflight_timeout_s, .lease_status = lease_status, .lease_reason = lease_reason,
 	};
 	int pr = preflight_run(&po, out, err);
@@ -1443,10 +1846,12 @@ int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err)
 		say(&c, "lease %s %s by %s, epoch %" PRIu64, c.lease_specs[i], acquired ? "acquired" : "held", li.holder,
 		    li.epoch);
 	}
-	rc = migrate_qemu(&c, dest_argv, dest_argc);
+	rc = c.virt ? migrate_virt(&c) : migrate_qemu(&c, dest_argv, dest_argc);
 out:
 	ctx_close(&c);
 	argv_free(dest_argv);
+	free(uri_default);
+	free(src_uri_default);
 	free(initiator);
 	free(qmp_default);
 	free(pid_default);
@@ -1552,9 +1957,15 @@ int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *o
 	c.dest_addr = bstr(b, "dest_addr");
 	c.progress = false;
 	c.timeout_s = 600;
-	if (!c.source || !c.dest || !c.qmp_source || !c.qmp_dest || !c.source_holder || !c.dest_holder ||
-	    !c.driver || strcmp(c.driver, "qemu") != 0) {
-		complain(&c, "%s: the begin record lacks what recover needs (or names a driver other than qemu)", path);
+	c.domain = bstr(b, "domain");
+	c.dest_uri = bstr(b, "dest_uri");
+	c.source_uri = bstr(b, "source_uri");
+	c.libvirt = c.driver && strcmp(c.driver, "libvirt") == 0;
+	c.virt = c.libvirt || (c.driver && strcmp(c.driver, "xen") == 0);
+	if (!c.source || !c.dest || !c.source_holder || !c.dest_holder || !c.driver ||
+	    (c.virt ? !c.domain || !c.dest_uri || !c.source_uri
+		    : strcmp(c.driver, "qemu") != 0 || !c.qmp_source || !c.qmp_dest)) {
+		complain(&c, "%s: the begin record lacks what recover needs (or names an unknown driver)", path);
 		rc = 2;
 		goto out_state;
 	}
@@ -1584,6 +1995,12 @@ int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *o
 	c.journal_ok = true;
 	rec_str(&c, "recover", "action", recover_action_name(act));
 
+	if (c.virt && act == RECOVER_UNDO_RETURN) {
+		/* libvirt/xen: whether the lease is with the destination
+		 * decides the direction (a migration back needs it with the
+		 * source; a domain that moved is finished where it is). */
+		act = RECOVER_ASK_APPLIANCE;
+	}
 	if (act == RECOVER_ASK_APPLIANCE) {
 		bool moved = false, stayed = false;
 		for (size_t i = 0; i < c.nleases; i++) {
@@ -1624,6 +2041,24 @@ int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *o
 		rc = rc == 1 ? 0 : rc;
 		break;
 	case RECOVER_FINISH: {
+		if (c.virt) {
+			/* The source's domain is gone once the tool finished;
+			 * a source that still has it must not be fenced under
+			 * a running guest. */
+			char ss[128];
+			enum vstate s = virt_state(&c, c.source, ss, sizeof(ss));
+			if (s == VS_RUNNING) {
+				complain(&c, "the domain %s runs on the source %s although the lease moved: it cannot "
+					 "write; not touching anything, look at both hosts", c.domain, c.source);
+				rc = 3;
+				break;
+			}
+			rc = transfer_leases(&c);
+			if (rc == 0)
+				rc = virt_finish(&c);
+			rc = rc == 1 ? 0 : rc;
+			break;
+		}
 		if (!js.dest_running) {
 			/* Leases not moved yet (crash between two transfers): the
 			 * source must be stopped for them to move. */

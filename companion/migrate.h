@@ -25,6 +25,13 @@
  * remote shell (`RSH APPLIANCE ringstoradm --mode lease --op ...`), and a
  * QEMU on another host is reached by running `ringstor-migrate qmp-relay
  * SOCK` there: no new network surface.
+ *
+ * The libvirt and Xen drivers (--driver libvirt|xen) run `virsh migrate
+ * --live --suspend` / `xl migrate -p` on the source instead: when the tool
+ * returns the source's domain is gone and the destination's paused; the
+ * lease moves, then `virsh resume` / `xl unpause` there.  A failed
+ * transfer is undone by migrating the paused domain back (see
+ * companion/README.md for the exact guarantee).
  */
 #ifndef RS_COMPANION_MIGRATE_H
 #define RS_COMPANION_MIGRATE_H
@@ -58,6 +65,10 @@ struct migrate_opts {
 	char *const *leases;         /* "tid=1,lun=1" | "export-id=1,file=disk.img" ...: ringstoradm args */
 	size_t nleases;
 	const char *dest_addr;       /* the address the destination listens on and the source connects to */
+	const char *source_addr;     /* the source's address (libvirt/xen: the default target of a migration back) */
+	/* libvirt/xen: the domain (default vm_name), and the migration targets:
+	 * libvirt URIs (default qemu+ssh://ADDR/system), xl hosts (default ADDR) */
+	const char *domain, *dest_uri, *source_uri;
 	int port;
 	const char *journal_dir;
 	const char *transfer_at;     /* "completed" (default) or "pre-switchover" */
@@ -68,6 +79,7 @@ struct migrate_opts {
 	char *const *disks;
 	size_t ndisks;
 	const char *probe_initiator; /* initiator name the probes use */
+	const char *probe_dest_initiator; /* the destination's probe's (NULL: probe_initiator) */
 	int preflight_timeout_s;
 };
 

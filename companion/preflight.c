@@ -59,9 +59,10 @@ char **preflight_argv(const struct preflight_opts *o, const char *host, bool is_
 				  : (o->remote_cmd ? o->remote_cmd : PREFLIGHT_DEFAULT_REMOTE_CMD));
 	strv_push(&pw, &pn, "probe");
 	strv_push(&pw, &pn, "--json");
-	if (o->initiator_name) {
+	const char *iname = is_dest && o->dest_initiator_name ? o->dest_initiator_name : o->initiator_name;
+	if (iname) {
 		strv_push(&pw, &pn, "--initiator-name");
-		strv_push(&pw, &pn, o->initiator_name);
+		strv_push(&pw, &pn, iname);
 	}
 	for (size_t i = 0; i < o->ndisks; i++) {
 		strv_push(&pw, &pn, "--disk");

@@ -19,6 +19,7 @@ struct preflight_opts {
 	const char *remote_cmd;      /* ringstor-migrate on the hosts */
 	const char *self_exe;        /* this program, for "local" */
 	const char *initiator_name;  /* passed on to the probes, may be NULL */
+	const char *dest_initiator_name; /* the destination's probe's, if it differs (NULL: the same) */
 	char *const *disks;
 	size_t ndisks;
 	char *const *dest_disks;     /* NULL, or ndisks paths/URLs the destination uses instead */

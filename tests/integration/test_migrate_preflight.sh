@@ -44,7 +44,7 @@ MIGRATE=$BUILD/ringstor-migrate
 if [ ! -x "$MIGRATE" ] || [ -n "$(find "$TOP/companion" -name '*.[ch]' -newer "$MIGRATE")" ]; then
 	CC=${CC:-cc}
 	MIGRATE=$T/ringstor-migrate
-	$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -I"$TOP" -o "$MIGRATE" "$TOP"/companion/*.c -liscsi -lnfs -lcrypto \
+	$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -I"$TOP" -o "$MIGRATE" "$TOP"/companion/*.c -liscsi -lnfs -lcrypto -lconfig \
 		$( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
 		|| fail "cannot build ringstor-migrate"
 fi
