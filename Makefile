@@ -106,10 +106,12 @@ run: deps
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
-# libnfs raw-API test client used by tests/integration/test_nfs_raw.sh
+# libnfs raw-API test client used by tests/integration/test_nfs_raw.sh.  No
+# UBSan for this client (ASan stays): libnfs 4.0's XDR decoder hands out
+# 4-byte aligned list nodes (exportnode, entry3...); that is the library's.
 $(BUILD)/nfs_raw_test: tests/nfs_raw_test.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lnfs
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(if $(SANFLAGS),-fno-sanitize=undefined) -lnfs
 
 integration: all $(BUILD)/nfs_raw_test
 	@BUILD=$(BUILD) tests/run-integration.sh
