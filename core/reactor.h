@@ -9,7 +9,11 @@
  *
  * A reactor is owned by one thread.  The only thread-safe entry points are
  * reactor_post() and reactor_stop(); everything else must be called from the
- * reactor's own thread (reactor_current() tells which one that is).
+ * reactor's own thread (reactor_current() tells which one that is).  The
+ * ring is single-issuer where the kernel allows it: the first thread that
+ * submits (reactor_run(), or reactor_sqe() finding the SQ full) becomes its
+ * only submitter, so a reactor set up on one thread and run on another must
+ * not have more than `entries` SQEs prepared before it runs.
  */
 #ifndef RS_REACTOR_H
 #define RS_REACTOR_H
@@ -65,6 +69,20 @@ struct reactor {
 
 	unsigned pending_sqes;      /* prepared but not yet submitted */
 	uint64_t live_ops;          /* for clean shutdown accounting (optional) */
+
+	/* The ring is created disabled (IORING_SETUP_R_DISABLED) so that the
+	 * thread that runs it, not the one that set it up, becomes its single
+	 * issuer (SINGLE_ISSUER|DEFER_TASKRUN); enabled on first use. */
+	bool enabled;
+	bool single_issuer;
+	unsigned setup_flags;       /* IORING_SETUP_* in force (for tests/logs) */
+
+	/* Completions decided without the kernel (reactor_defer()). */
+	struct rs_deferred {
+		struct rs_op *op;
+		int res;
+	} *deferred;
+	unsigned ndeferred, deferred_cap;
 };
 
 /* Set up the ring (entries = SQ size) and the wake/tick machinery.  0 or -errno. */
@@ -81,6 +99,13 @@ static inline struct io_uring_sqe *reactor_sqe_op(struct reactor *r, struct rs_o
 	io_uring_sqe_set_data(sqe, op);
 	return sqe;
 }
+
+/* Complete op with res from the loop, after the caller has returned and
+ * before the reactor next sleeps: for work finished synchronously (a
+ * buffered write done inline) that must still honour "the completion never
+ * runs inside the submit call".  Reactor thread only.  0, or -ENOMEM when
+ * the queue cannot grow (the caller then completes through the ring). */
+int reactor_defer(struct reactor *r, struct rs_op *op, int res);
 
 /* Run until reactor_stop(); submits in batches, reaps completions in batches. */
 void reactor_run(struct reactor *r);

@@ -316,6 +316,39 @@ static void rx_begin(struct iscsi_conn *c, enum rx_state st, uint8_t *dst, uint3
 
 static void on_recv(struct rs_op *op, int res, uint32_t flags);
 
+/* Initiators (libiscsi among them) often write a PDU's header and its data
+ * segment with separate system calls, so the header arrives alone: we would
+ * wake up for 48 bytes, parse them, and sleep again until the data follows,
+ * two wake-ups per write command.  While the socket is empty and the rest of
+ * a data segment is all we can use, raise SO_RCVLOWAT to its size so that
+ * the kernel wakes us once, when the whole segment is there (measured: see
+ * bench/README.md).  TCP still reports readiness early on EOF, errors, or
+ * when its receive window would otherwise close (tcp_data_ready), so this
+ * cannot stall a connection; it costs a setsockopt() on each change, paid
+ * only when we were about to sleep anyway. */
+#define RX_LOWAT_MAX (1u << 20)
+static void rx_set_lowat(struct iscsi_conn *c, uint32_t recv_len)
+{
+	uint32_t want = 1;
+	int v;
+
+	if (c->rx_drained && c->rpos == c->wpos &&
+	    (c->rx == RX_DATA || c->rx == RX_AHS || c->rx == RX_TRAILER)) {
+		want = c->want - c->got;
+		if (want > recv_len)
+			want = recv_len;
+		if (want > RX_LOWAT_MAX)
+			want = RX_LOWAT_MAX;
+		if (want == 0)
+			want = 1;
+	}
+	if (want == (c->rcvlowat ? c->rcvlowat : 1))
+		return;
+	v = (int)want;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+		c->rcvlowat = want;
+}
+
 static void arm_recv(struct iscsi_conn *c)
 {
 	struct io_uring_sqe *sqe;
@@ -347,6 +380,7 @@ static void arm_recv(struct iscsi_conn *c)
 		len = ISCSI_STAGE_BUF - c->wpos;
 		c->recv_direct = false;
 	}
+	rx_set_lowat(c, len);
 	c->recv_op.fn = on_recv;
 	sqe = reactor_sqe_op(c->r, &c->recv_op);
 	io_uring_prep_recv(sqe, c->fd, buf, len, 0);

@@ -267,6 +267,7 @@ struct iscsi_conn {
 	bool recv_armed;
 	bool rx_drained;            /* last recv did not fill its buffer: socket likely empty */
 	uint32_t recv_len;          /* size of the armed recv */
+	uint32_t rcvlowat;          /* SO_RCVLOWAT in force (0: the default, 1) */
 	bool rx_stopped;            /* EOF/error or closing: no more reads */
 	uint8_t *stage;             /* staging buffer */
 	uint32_t rpos, wpos;

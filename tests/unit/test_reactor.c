@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "core/reactor.h"
@@ -136,12 +137,53 @@ static void test_ticker(void **state)
 	reactor_fini(&r);
 }
 
+struct defer_ctx {
+	struct rs_op op;
+	struct reactor *r;
+	bool submit_returned;
+	bool ran_after_return;
+	int res;
+};
+
+static void defer_done(struct rs_op *op, int res, uint32_t flags)
+{
+	struct defer_ctx *c = container_of(op, struct defer_ctx, op);
+	(void)flags;
+	c->ran_after_return = c->submit_returned;
+	c->res = res;
+	reactor_stop(c->r);   /* stopping from a deferred completion ends the loop */
+}
+
+static void defer_start(void *arg)
+{
+	struct defer_ctx *c = arg;
+	assert_int_equal(reactor_defer(c->r, &c->op, 4096), 0);
+	c->submit_returned = true;
+}
+
+/* reactor_defer(): the completion runs from the loop after the caller has
+ * returned, never inside it, carries its result, and may stop the reactor. */
+static void test_defer(void **state)
+{
+	struct reactor r;
+	struct defer_ctx c = { .op.fn = defer_done, .r = &r, .res = -1 };
+	(void)state;
+
+	assert_int_equal(reactor_init(&r, 3, 32), 0);
+	assert_int_equal(reactor_post(&r, defer_start, &c), 0);
+	reactor_run(&r);
+	assert_true(c.ran_after_return);
+	assert_int_equal(c.res, 4096);
+	reactor_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_nops),
 		cmocka_unit_test(test_post_from_other_thread),
 		cmocka_unit_test(test_ticker),
+		cmocka_unit_test(test_defer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
