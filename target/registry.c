@@ -258,6 +258,21 @@ static struct iscsi_target *find_tid(int tid)
 	return NULL;
 }
 
+/* Take reg_lock and find target tid.  NULL (lock released, err set) if it
+ * does not exist; otherwise the caller holds reg_lock. */
+static struct iscsi_target *lock_tid(int tid, char *err, size_t errlen)
+{
+	struct iscsi_target *t;
+
+	pthread_mutex_lock(&reg_lock);
+	t = find_tid(tid);
+	if (!t) {
+		pthread_mutex_unlock(&reg_lock);
+		set_err(err, errlen, "can't find the target %d", tid);
+	}
+	return t;
+}
+
 /* reg_lock held.  Names compare case-insensitively (RFC 3722 normalises case). */
 static struct iscsi_target *find_name(const char *name)
 {
@@ -590,13 +605,9 @@ int reg_lun_delete(int tid, uint64_t lun, char *err, size_t errlen)
 	struct reg_lun gone;
 	int idx;
 
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	pthread_rwlock_wrlock(&t->lun_lock);
 	idx = lun_index(t, lun);
 	if (idx < 0) {
@@ -735,13 +746,9 @@ int reg_bind_addr(int tid, const char *spec, char *err, size_t errlen)
 		set_err(err, errlen, "%s", msg);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	for (int i = 0; i < t->naddr; i++) {
 		if (strcmp(t->addr_acls[i].text, a.text) == 0) {
 			pthread_mutex_unlock(&reg_lock);
@@ -771,13 +778,9 @@ int reg_unbind_addr(int tid, const char *spec, char *err, size_t errlen)
 		set_err(err, errlen, "%s", msg);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	for (int i = 0; i < t->naddr; i++) {
 		if (strcmp(t->addr_acls[i].text, a.text) == 0) {
 			memmove(&t->addr_acls[i], &t->addr_acls[i + 1],
@@ -799,13 +802,9 @@ int reg_bind_initiator(int tid, const char *iqn, char *err, size_t errlen)
 
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	for (int i = 0; i < t->nname; i++) {
 		if (strcasecmp(t->name_acls[i], iqn) == 0) {
 			pthread_mutex_unlock(&reg_lock);
@@ -833,13 +832,9 @@ int reg_unbind_initiator(int tid, const char *iqn, char *err, size_t errlen)
 		set_err(err, errlen, "missing initiator name");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	for (int i = 0; i < t->nname; i++) {
 		if (strcasecmp(t->name_acls[i], iqn) == 0) {
 			memmove(&t->name_acls[i], &t->name_acls[i + 1],
@@ -1867,13 +1862,9 @@ int reg_session_delete(int tid, uint64_t sid, int cid, char *err, size_t errlen)
 	struct iscsi_target *t;
 	struct reg_session *s;
 
-	pthread_mutex_lock(&reg_lock);
-	t = find_tid(tid);
-	if (!t) {
-		pthread_mutex_unlock(&reg_lock);
-		set_err(err, errlen, "can't find the target %d", tid);
+	t = lock_tid(tid, err, errlen);
+	if (!t)
 		return -ENOENT;
-	}
 	for (s = t->sessions; s; s = s->next)
 		if (s->info.nexus_id == sid)
 			break;
