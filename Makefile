@@ -95,13 +95,18 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@mkdir -p var/state
-	@echo "== ringstord demo on 127.0.0.1:3260 (Ctrl-C stops). From another shell:"
+	@mkdir -p var/state var/export
+	@echo "== ringstord demo: iSCSI on 127.0.0.1:3260, NFSv3 on 127.0.0.1:2049 (Ctrl-C stops)."
+	@echo "   From another shell:"
 	@echo "     iscsi-ls -s iscsi://127.0.0.1:3260/"
 	@echo "     iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.io.ringstor:demo/1"
 	@echo "     qemu-img info iscsi://127.0.0.1:3260/iqn.2026-11.io.ringstor:demo/1"
+	@echo "     nfs-ls nfs://127.0.0.1$(CURDIR)/var/export"
+	@echo "     qemu-img create -f raw nfs://127.0.0.1$(CURDIR)/var/export/disk.raw 64M"
 	@echo "     $(ADM) -C var/ringstord.sock --lld iscsi --mode target --op show"
-	$(DAEMON) -f -c conf/demo.conf -C var/ringstord.sock --state-dir var/state
+	@echo "     $(ADM) -C var/ringstord.sock --lld nfs --mode export --op show"
+	$(DAEMON) -f -c conf/demo.conf -C var/ringstord.sock --state-dir var/state \
+		--nfs-listen 127.0.0.1:2049 --nfs-export '$(CURDIR)/var/export 127.0.0.1(rw,insecure,no_root_squash)' 
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
