@@ -119,10 +119,10 @@ NFS=0
 NFS_ARGS=()
 [ $NFS -eq 1 ] && NFS_ARGS=(--nfs-export "$T/exp 10.78.0.0/24(rw,insecure,no_root_squash)" --nfs-bind 10.78.0.10
 	--nfs-port 2049 --mount-port 20048 --portmap-port 111 --portmap builtin)
-NX "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
+ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
 	--iscsi-portal 10.78.0.10:3260 "${NFS_ARGS[@]}" >"$T/daemon.log" 2>&1 &
 DAEMON_PID=$!
-NX "$NS_APP2" "$RINGSTORD" -f -c "$T/app2.conf" -C "$T/ctl2.sock" --state-dir "$T/state2" \
+ip netns exec "$NS_APP2" "$RINGSTORD" -f -c "$T/app2.conf" -C "$T/ctl2.sock" --state-dir "$T/state2" \
 	--iscsi-portal 10.78.0.10:3260 >"$T/daemon2.log" 2>&1 &
 DAEMON2_PID=$!
 wait_listen() { # NS PID

@@ -126,7 +126,7 @@ targets = ( {
     initiator_address = [ "10.78.0.0/24" ];
 } );
 CONF
-NX "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
+ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
 	--iscsi-portal 10.78.0.10:3260 >"$T/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do

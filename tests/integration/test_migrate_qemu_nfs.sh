@@ -102,7 +102,7 @@ EXP=$T/export
 mkdir -p "$EXP" "$T/state" "$T/j" "$T/h1" "$T/h2"
 truncate -s 32M "$EXP/vm.img"
 : >"$T/app.conf"
-NX "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
+ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
 	--iscsi-portal 10.78.0.10:3260 --nfs-listen 10.78.0.10:2049 --mount-port 20048 --portmap 10.78.0.10:111 \
 	--nfs-export "$EXP 10.78.0.0/24(rw,no_root_squash,sync,fsid=7)" >"$T/daemon.log" 2>&1 &
 DAEMON_PID=$!
