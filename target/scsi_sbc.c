@@ -928,6 +928,38 @@ static void orwrite_merge(struct scsi_cmd *cmd)
 	sbc_write(cmd, med, bytes);
 }
 
+/* The checks ORWRITE (16) and WRITE ATOMIC (16) share, in SBC order: no
+ * protection information (byte 1 bits 7-5), software write protect, LBA
+ * range, zero length.  Records lba/length/FUA and the transfer size.
+ * Returns false when the command is already finished (error or nothing to
+ * do). */
+static bool sbc_write16_prologue(struct scsi_cmd *cmd, uint64_t lba, uint32_t n)
+{
+	const uint8_t *cdb = cmd->cdb;
+
+	cmd->lba = lba;
+	cmd->nr_blocks = n;
+	cmd->fua = cdb[1] & 0x08;
+	cmd->xfer_len = clip32((uint64_t)n * cmd->lu->block_size);
+	cmd->xfer_is_write = true;
+
+	if (cdb[1] >> 5) {                      /* ORPROTECT / WRPROTECT */
+		scsi_fail_cdb(cmd, 1, 7);
+		return false;
+	}
+	if (scsi_lu_wp(cmd->lu)) {
+		scsi_fail(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED, 0x00);
+		return false;
+	}
+	if (lba_out_of_range(cmd, lba, n))
+		return false;
+	if (n == 0) {
+		scsi_cmd_complete(cmd);
+		return false;
+	}
+	return true;
+}
+
 /* SBC-3 5.12 ORWRITE (16) (8Bh): the medium becomes medium OR Data-Out. */
 void sbc_orwrite(struct scsi_cmd *cmd)
 {
@@ -937,26 +969,8 @@ void sbc_orwrite(struct scsi_cmd *cmd)
 	uint32_t n = get_be32(&cdb[10]);
 
 	bytes = (uint64_t)n * lu->block_size;
-	cmd->lba = lba;
-	cmd->nr_blocks = n;
-	cmd->fua = cdb[1] & 0x08;
-	cmd->xfer_len = clip32(bytes);
-	cmd->xfer_is_write = true;
-
-	if (cdb[1] >> 5) {                      /* ORPROTECT */
-		scsi_fail_cdb(cmd, 1, 7);
+	if (!sbc_write16_prologue(cmd, lba, n))
 		return;
-	}
-	if (scsi_lu_wp(lu)) {
-		scsi_fail(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED, 0x00);
-		return;
-	}
-	if (lba_out_of_range(cmd, lba, n))
-		return;
-	if (n == 0) {
-		scsi_cmd_complete(cmd);
-		return;
-	}
 	if (bytes > SCSI_MAX_XFER_BYTES) {
 		scsi_fail_cdb(cmd, 10, -1);
 		return;
@@ -1004,26 +1018,8 @@ void sbc_write_atomic(struct scsi_cmd *cmd)
 	uint32_t n = get_be16(&cdb[12]);
 
 	bytes = (uint64_t)n * lu->block_size;
-	cmd->lba = lba;
-	cmd->nr_blocks = n;
-	cmd->fua = cdb[1] & 0x08;
-	cmd->xfer_len = clip32(bytes);
-	cmd->xfer_is_write = true;
-
-	if (cdb[1] >> 5) {                      /* WRPROTECT */
-		scsi_fail_cdb(cmd, 1, 7);
+	if (!sbc_write16_prologue(cmd, lba, n))
 		return;
-	}
-	if (scsi_lu_wp(lu)) {
-		scsi_fail(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED, 0x00);
-		return;
-	}
-	if (lba_out_of_range(cmd, lba, n))
-		return;
-	if (n == 0) {
-		scsi_cmd_complete(cmd);
-		return;
-	}
 	if (bytes > SCSI_MAX_ATOMIC_BYTES) {   /* > MAXIMUM ATOMIC TRANSFER LENGTH */
 		scsi_fail_cdb(cmd, 12, -1);
 		return;
