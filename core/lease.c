@@ -731,6 +731,11 @@ unsigned lease_held_count(void)
 	return atomic_load(&L.scsi_held) + atomic_load(&L.nfs_held);
 }
 
+bool lease_nfs_any_held(void)
+{
+	return atomic_load_explicit(&L.nfs_held, memory_order_acquire) != 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* control operations                                                  */
 /* ------------------------------------------------------------------ */

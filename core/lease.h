@@ -180,5 +180,9 @@ bool lease_nfs_write_allowed_sa(uint32_t export_id, const uint8_t *fh, size_t fh
 
 /* Number of held leases (both kinds): cheap, for tests and show. */
 unsigned lease_held_count(void);
+/* Is any NFS lease held?  One atomic load: lets name-based operations
+ * (REMOVE, RENAME, CREATE over a file) skip building the target's handle
+ * when there is nothing to check. */
+bool lease_nfs_any_held(void);
 
 #endif

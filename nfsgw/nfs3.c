@@ -1430,6 +1430,28 @@ static void create_failed(struct nfs3_req *r, uint32_t status, const struct stat
 	wcc_fill(r, &res->CREATE3res_u.resfail.dir_wcc, dpre, dpre_ok, &dpost, dpost_ok);
 }
 
+/* Image leases (core/lease.h, issue 5) on the object a name points at.
+ * WRITE/COMMIT/SETATTR(size) are gated in nfs3_dispatch() by the file
+ * handle; these procedures name the file by (directory, name) instead, and
+ * replacing, truncating, renaming or removing a leased image changes what
+ * its holder sees as surely as a WRITE does.  So: the handle of the
+ * current target of the name is built and checked like a WRITE's.  No
+ * such name (or not a file we can build a handle for) is not leased.
+ * Runs in the job (blocking syscalls); the name could change between the
+ * check and the operation, which needs a client racing its own rename. */
+static bool name_lease_ok(struct nfs3_req *r, int dirfd, const char *name)
+{
+	struct nfs_fh fh;
+
+	if (!lease_nfs_any_held())
+		return true;
+	if (fh_make(r->exp->id, dirfd, name, &fh) < 0)
+		return true;
+	return lease_nfs_write_allowed_sa(r->exp->id, fh.data, fh.len,
+					  (const struct sockaddr *)&r->call->peer,
+					  r->call->auth.flavor == RPC_AUTH_SYS ? r->call->auth.machine : NULL);
+}
+
 /* Checks shared by the procedures that add a name to a directory. */
 static uint32_t new_name_check(struct nfs3_req *r, int i)
 {
@@ -1513,6 +1535,12 @@ static void create_work(struct nfs3_req *r)
 		memset(&sa, 0, sizeof(sa));
 		sa.set_size = r->sa.set_size;
 		sa.size = r->sa.size;
+		if (fd >= 0 && sa.set_size && !name_lease_ok(r, dfd, r->name[0])) {
+			/* truncating a leased image is a write (RFC 1813 2.6 ACCES) */
+			close(fd);
+			create_failed(r, NFS3ERR_ACCES, &dpre, dpre_ok);
+			return;
+		}
 	} else if (fd >= 0) {
 		/* umask played on the creation mode: set it exactly; times,
 		 * owner and size as asked. */
@@ -1654,6 +1682,8 @@ static void unlink_common(struct nfs3_req *r, int flags)
 		r->status = r->name_err[0];
 	else if (is_dot(r->name[0]))
 		rc = (flags && strcmp(r->name[0], "..") == 0) ? -ENOTEMPTY : -EINVAL;
+	else if (!flags && !name_lease_ok(r, r->h[0].fd, r->name[0]))
+		r->status = NFS3ERR_ACCES;      /* removing a leased image */
 	else if (unlinkat(r->h[0].fd, r->name[0], flags) < 0)
 		rc = -errno;
 	if (rc)
@@ -1689,6 +1719,9 @@ static void rename_work(struct nfs3_req *r)
 		r->status = r->name_err[1];
 	else if (is_dot(r->name[0]) || is_dot(r->name[1]))
 		rc = -EINVAL;
+	else if (!name_lease_ok(r, r->h[0].fd, r->name[0]) ||
+		 !name_lease_ok(r, r->h[1].fd, r->name[1]))
+		r->status = NFS3ERR_ACCES;      /* moving a leased image, or replacing it */
 	else if (renameat(r->h[0].fd, r->name[0], r->h[1].fd, r->name[1]) < 0)
 		rc = -errno;
 	if (rc)

@@ -303,6 +303,35 @@ def nfs(nfsp, mntp, exp, name, machine, want):
         "%s: WRITE %d, COMMIT %d, SETATTR(size) %d; want %d" % (machine, wr, cm, sa, want)
     assert sm == 0, "SETATTR(mode) by %s: %d" % (machine, sm)
     print("ok: NFS client '%s': READ passes, WRITE/COMMIT/SETATTR(size) -> %d" % (machine, want))
+    # Name-based changes of the leased file (REMOVE, RENAME from and over it,
+    # CREATE UNCHECKED with a size over it) are writes too; unrelated names
+    # are not affected.
+    def dirop(name):
+        return pop(root) + pop(name.encode())
+    def st_of(proc, args):
+        return u32(call(nfsp, 100003, 3, proc, args, machine), 0)[0]
+    size1m = p32(0) + p32(0) + p32(0) + p32(1) + p64(1048576) + p32(0) + p32(0)
+    nosize = p32(0) * 7
+    tmp = name + ".tmp." + machine
+    decoy = name + ".decoy." + machine
+    # (SETATTR above already made the holder's file 1 MiB: same size here)
+    got = {
+        "CREATE UNCHECKED+size over it": st_of(8, dirop(name) + p32(0) + size1m),
+        "RENAME it away": st_of(14, dirop(name) + dirop(tmp)),
+    }
+    if want == 0:
+        # the holder may; put it back (REMOVE / RENAME-over by the holder
+        # would destroy the image the later steps use: not tried)
+        got["RENAME it back"] = st_of(14, dirop(tmp) + dirop(name))
+    else:
+        got["REMOVE it"] = st_of(12, dirop(name))
+        assert st_of(8, dirop(decoy) + p32(1) + nosize) == 0, "CREATE GUARDED of an unrelated name"
+        got["RENAME another file over it"] = st_of(14, dirop(decoy) + dirop(name))
+        assert st_of(12, dirop(decoy)) == 0, "REMOVE of an unrelated name"
+    for k, v in got.items():
+        assert v == want, "%s: %s -> %d, want %d" % (machine, k, v, want)
+    assert st_of(8, dirop(name) + p32(0) + nosize) == 0, "CREATE UNCHECKED without a size over it"
+    print("ok: NFS client '%s': CREATE-over/REMOVE/RENAME of the leased file -> %d" % (machine, want))
 
 a = sys.argv[1:]
 if a[0] == "iscsi":
