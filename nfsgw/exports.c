@@ -201,6 +201,17 @@ void nfs_export_squash(const struct export_options *o, struct rpc_auth *a)
 		a->ngids = 0;
 		return;
 	}
+	/* (uid_t)-1 is no user: the kernel takes it as "leave unchanged"
+	 * (setfsuid) or rejects it (setgroups).  Linux nfsd maps such an id
+	 * to the anonymous user (nfsd_setuser); so do we, and drop it from the
+	 * supplementary list. */
+	if (a->uid == UINT32_MAX)
+		a->uid = o->anonuid;
+	if (a->gid == UINT32_MAX)
+		a->gid = o->anongid;
+	for (uint32_t i = 0, n = a->ngids < RPC_MAX_GIDS ? a->ngids : RPC_MAX_GIDS; i < n; i++)
+		if (a->gids[i] == UINT32_MAX)
+			a->gids[i] = o->anongid;
 	if (!o->root_squash)
 		return;
 	/* exports(5): root_squash maps uid 0 and gid 0; nfsd also squashes a

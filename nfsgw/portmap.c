@@ -5,8 +5,10 @@
  * one table.  Our own programs are entered without a host part: GETADDR
  * answers with the address the question arrived on, which is what a client
  * can reach whatever the number of interfaces (rpcbind "fixes up" wildcard
- * addresses the same way).  SET/UNSET are accepted from loopback callers only
- * (rpcbind's rule: only local services register).  CALLIT/BCAST/INDIRECT are
+ * addresses the same way).  SET/UNSET are accepted only from loopback
+ * callers on a reserved port (< 1024), i.e. local privileged services, as
+ * rpcbind does: otherwise any local user could unregister NFS or MOUNT, or
+ * point clients at a port of its own.  CALLIT/BCAST/INDIRECT are
  * not offered and silently dropped, as rpcbind does for failed indirect calls
  * (and they are the classic UDP amplification vector).
  */
@@ -189,14 +191,21 @@ static void entry_uaddr(const struct pmap_entry *e, const struct rpc_call *call,
 	snprintf(buf, len, "%s.%u.%u", want6 ? "::" : "0.0.0.0", e->port >> 8, e->port & 0xff);
 }
 
-static bool peer_is_loopback(const struct rpc_call *call)
+/* May this caller SET/UNSET mappings?  A loopback address and a reserved
+ * source port (only root can bind one). */
+static bool peer_may_register(const struct rpc_call *call)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&call->peer;
 
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127 && ntohs(s4->sin_port) < 1024;
+	}
 	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		const struct in6_addr *a6 = &s6->sin6_addr;
+		if (ntohs(s6->sin6_port) >= 1024)
+			return false;
 		if (IN6_IS_ADDR_LOOPBACK(a6))
 			return true;
 		return IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127;
@@ -288,7 +297,7 @@ static void pmap2(struct rpc_call *call)
 			reply_u32(call, res);
 			return;
 		}
-		if (!peer_is_loopback(call)) {
+		if (!peer_may_register(call)) {
 			reply_bool(call, false);
 			return;
 		}
@@ -390,7 +399,7 @@ static void rpcb34(struct rpc_call *call)
 			reply_string(call, ua);   /* "" = not registered */
 			return;
 		}
-		if (!peer_is_loopback(call)) {
+		if (!peer_may_register(call)) {
 			reply_bool(call, false);
 			return;
 		}

@@ -84,9 +84,16 @@ def call(port, prog, vers, proc, args=b""):
     s.close()
     return parse(x, data)
 
-def ucall(port, prog, vers, proc, args=b""):
+def ucall(port, prog, vers, proc, args=b"", reserved=False):
     x, m = msg(prog, vers, proc, args)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if reserved:        # SET/UNSET: the portmapper wants a privileged local caller
+        for p in range(1023, 599, -1):
+            try:
+                s.bind(("127.0.0.1", p))
+                break
+            except OSError:
+                pass
     s.settimeout(5)
     s.sendto(m, ("127.0.0.1", port))
     data = s.recv(65536)
@@ -209,8 +216,8 @@ def cb_serve():
         got["error"] = repr(e)
 t = threading.Thread(target=cb_serve); t.start()
 # our NLM on this host is registered too: the "client" takes its place
-ucall(PMP, 100000, 2, 2, p32(100021) + p32(4) + p32(6) + p32(0))
-r = ucall(PMP, 100000, 2, 1, p32(100021) + p32(4) + p32(6) + p32(cbport))
+ucall(PMP, 100000, 2, 2, p32(100021) + p32(4) + p32(6) + p32(0), reserved=True)
+r = ucall(PMP, 100000, 2, 1, p32(100021) + p32(4) + p32(6) + p32(cbport), reserved=True)
 assert u32(r, 0)[0] == 1, "PMAPPROC_SET refused"
 
 st, _ = nlm(2, p32(1) + p32(1) + alock(fh, "clientB", 21, 10, 20) + p32(0) + p32(1), cookie=b"blk-cookie")

@@ -16,6 +16,41 @@
 
 #include "nfsgw/xdr.h"
 
+/* Bind fd to a free reserved port of 127.0.0.1 (needs root; servers treat
+ * a source port < 1024 as a privileged caller).  0 or -1. */
+static inline int rc_bind_reserved(int fd)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int p = 1023; p >= 600; p--) {
+		sa.sin_port = htons((uint16_t)p);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return 0;
+		if (errno != EADDRINUSE)
+			return -1;
+	}
+	return -1;
+}
+
+/* A socket of this type connected to 127.0.0.1:port, from a reserved port
+ * if reserved (-1 if that cannot be had). */
+static inline int rc_connect_from(int type, uint16_t port, bool reserved)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if ((reserved && rc_bind_reserved(fd) < 0) ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static inline int rc_connect_tcp(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };

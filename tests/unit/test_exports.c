@@ -396,6 +396,17 @@ static void test_squash(void **state)
 	nfs_export_squash(&o, &a);
 	assert_int_equal(a.uid, 0);
 	assert_int_equal(a.gid, 0);
+	/* (uid_t)-1 / (gid_t)-1 are no user: anonymous, even without squashing */
+	a.uid = UINT32_MAX;
+	a.gid = UINT32_MAX;
+	a.ngids = 2;
+	a.gids[0] = UINT32_MAX;
+	a.gids[1] = 7;
+	nfs_export_squash(&o, &a);
+	assert_int_equal(a.uid, 65534);
+	assert_int_equal(a.gid, 65534);
+	assert_int_equal(a.gids[0], 65534);
+	assert_int_equal(a.gids[1], 7);
 	/* all_squash with anonuid/anongid */
 	exports_parse_options("rw,all_squash,anonuid=1234,anongid=99", &o, err, sizeof(err));
 	a.uid = 1000;

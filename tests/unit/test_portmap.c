@@ -191,10 +191,13 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* udp_call() sends from a reserved port while this is set (SET/UNSET). */
+static bool g_reserved;
+
 static uint8_t *udp_call(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc, const void *args,
 			 size_t alen, const uint8_t **res, uint32_t *reslen, int *stat)
 {
-	int fd = rc_udp_socket(g_port);
+	int fd = rc_connect_from(SOCK_DGRAM, g_port, g_reserved);
 	uint8_t msg[1024], *rep;
 	uint32_t rlen;
 	size_t n = rc_build_call(msg, sizeof(msg), xid, prog, vers, proc, NULL, args, alen);
@@ -253,6 +256,24 @@ static void test_pmap_v2_udp(void **state)
 	xdr_put_be32(args + 4, 1);
 	xdr_put_be32(args + 8, PMAP_IPPROTO_TCP);
 	xdr_put_be32(args + 12, 4444);
+	/* from an unreserved port: not a privileged local service, refused
+	 * (also UNSET of a mapping that exists: NFS must stay registered) */
+	g_reserved = false;
+	rep = udp_call(40, PMAP_PROG, 2, PMAPPROC_SET, args, 16, &res, &reslen, &st);
+	assert_int_equal(xdr_be32(res), 0);
+	free(rep);
+	{
+		uint8_t un[16];
+		memcpy(un, args, 16);
+		xdr_put_be32(un, 100003);
+		xdr_put_be32(un + 4, 3);
+		rep = udp_call(41, PMAP_PROG, 2, PMAPPROC_UNSET, un, 16, &res, &reslen, &st);
+		assert_int_equal(xdr_be32(res), 0);
+		free(rep);
+	}
+	if (geteuid() != 0)
+		skip();         /* a reserved source port needs root */
+	g_reserved = true;
 	rep = udp_call(4, PMAP_PROG, 2, PMAPPROC_SET, args, 16, &res, &reslen, &st);
 	assert_int_equal(xdr_be32(res), 1);
 	free(rep);
@@ -265,6 +286,7 @@ static void test_pmap_v2_udp(void **state)
 	rep = udp_call(7, PMAP_PROG, 2, PMAPPROC_UNSET, args, 16, &res, &reslen, &st);
 	assert_int_equal(xdr_be32(res), 1);
 	free(rep);
+	g_reserved = false;
 	/* DUMP: tcp/udp mappings only (not tcp6) */
 	rep = udp_call(8, PMAP_PROG, 2, PMAPPROC_DUMP, NULL, 0, &res, &reslen, &st);
 	assert_int_equal(st, RPC_SUCCESS);
@@ -323,7 +345,8 @@ static void get_str(const uint8_t *res, uint32_t reslen, char *out, size_t len)
 
 static void test_rpcb_v3v4_tcp(void **state)
 {
-	int fd = rc_connect_tcp(g_port), st;
+	/* SET/UNSET below need a privileged local caller (reserved port) */
+	int fd = rc_connect_from(SOCK_STREAM, g_port, geteuid() == 0), st;
 	uint8_t args[512], *rep;
 	const uint8_t *res;
 	uint32_t reslen;
@@ -368,8 +391,20 @@ static void test_rpcb_v3v4_tcp(void **state)
 	rep = tcp_call(fd, 7, PMAP_PROG, 3, RPCBPROC_GETVERSADDR, args, n, &res, &reslen, &st);
 	assert_int_equal(st, RPC_PROC_UNAVAIL);
 	free(rep);
-	/* SET with a universal address, visible through v2 GETPORT */
+	/* SET with a universal address, visible through v2 GETPORT; refused
+	 * from an unreserved port */
 	n = rpcb_args(args, 300002, 1, "udp", "127.0.0.1.3.232");
+	{
+		int ufd = rc_connect_tcp(g_port);
+		rep = tcp_call(ufd, 80, PMAP_PROG, 3, RPCBPROC_SET, args, n, &res, &reslen, &st);
+		assert_int_equal(xdr_be32(res), 0);
+		free(rep);
+		close(ufd);
+	}
+	if (geteuid() != 0) {
+		close(fd);
+		skip();
+	}
 	rep = tcp_call(fd, 8, PMAP_PROG, 3, RPCBPROC_SET, args, n, &res, &reslen, &st);
 	assert_int_equal(xdr_be32(res), 1);
 	free(rep);
