@@ -89,6 +89,16 @@ void workpool_submit(struct wp_job *job)
 	pthread_mutex_unlock(&wp_lock);
 }
 
+bool workpool_running(void)
+{
+	bool on;
+
+	pthread_mutex_lock(&wp_lock);
+	on = wp_nthreads > 0 && !wp_stopping;
+	pthread_mutex_unlock(&wp_lock);
+	return on;
+}
+
 int workpool_pending(void)
 {
 	return atomic_load(&wp_pending);

@@ -18,6 +18,8 @@ struct wp_job {
 int workpool_init(int nthreads);
 /* Queue a job from a reactor thread.  Never blocks. */
 void workpool_submit(struct wp_job *job);
+/* Are pool threads running (workpool_init() done, no shutdown yet)? */
+bool workpool_running(void);
 /* Jobs queued or running (for idle checks). */
 int workpool_pending(void);
 void workpool_shutdown(void);

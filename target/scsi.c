@@ -52,7 +52,7 @@ struct stats_obj *scsi_lu_stats(const struct scsi_lu *lu)
 
 /* The reservation handlers (scsi_pr.c) are synchronous: complete after. */
 static void exec_pr_in(struct scsi_cmd *cmd) { scsi_pr_in(cmd); scsi_cmd_complete(cmd); }
-static void exec_pr_out(struct scsi_cmd *cmd) { scsi_pr_out(cmd); scsi_cmd_complete(cmd); }
+static void exec_pr_out(struct scsi_cmd *cmd) { scsi_pr_out_exec(cmd); }
 static void exec_reserve6(struct scsi_cmd *cmd) { scsi_reserve6(cmd); scsi_cmd_complete(cmd); }
 static void exec_release6(struct scsi_cmd *cmd) { scsi_release6(cmd); scsi_cmd_complete(cmd); }
 

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/workpool.h"
 #include "scsi_internal.h"
 
 /* Operation codes (SPC-4 / SPC-2 / SBC-3) this file looks at. */
@@ -164,6 +165,9 @@ struct scsi_pr_state {
 
 	struct pr_pending *pending;
 	unsigned npending;
+
+	uint64_t save_seq;        /* snapshots taken (under lock) */
+	uint64_t saved_seq;       /* newest snapshot applied (under pr_file_lock) */
 };
 
 static char pr_state_dir[PATH_MAX] = "/var/lib/ringstor";
@@ -521,44 +525,57 @@ void scsi_pr_set_state_dir(const char *dir)
 		 dir && *dir ? dir : "/var/lib/ringstor");
 }
 
-static int pr_path(const struct scsi_lu *lu, char *buf, size_t len, const char *suffix)
+static int pr_path(const uint8_t naa[16], char *buf, size_t len, const char *suffix)
 {
 	char hex[33];
 	int i, n;
 
 	for (i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", lu->naa[i]);
+		snprintf(hex + 2 * i, 3, "%02x", naa[i]);
 	n = snprintf(buf, len, "%s/pr/%s.pr%s", pr_state_dir, hex, suffix);
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
-/* Write the state to <dir>/pr/<naa>.pr atomically: temp file, fsync,
- * rename, fsync of the directory.  Blocks, but PERSISTENT RESERVE OUT with
- * APTPL=1 is rare and the standard wants it durable before GOOD. */
-static int pr_save(const struct scsi_lu *lu, const struct scsi_pr_state *pr)
+/* What a PERSISTENT RESERVE OUT leaves to be made durable: the text of the
+ * state file (or NULL: APTPL is off, remove the file), taken under pr->lock
+ * and written later, off the reactor (core/workpool.h), before the command
+ * completes: SPC-4 5.13.4 wants the state to survive a power loss once the
+ * command that set it has completed with GOOD. */
+struct pr_save {
+	struct wp_job job;
+	struct scsi_cmd *cmd;          /* completed when the file is durable */
+	struct scsi_pr_state *pr;      /* lives as long as the LU, which cmd pins */
+	uint8_t naa[16];
+	uint64_t lun;
+	uint64_t seq;                  /* pr->save_seq when taken */
+	char *text;
+	size_t len;
+};
+
+/* Serialises the file updates of all LUs; with pr->saved_seq it keeps a
+ * snapshot that a slower pool thread writes late from replacing a newer one. */
+static pthread_mutex_t pr_file_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Snapshot the state (pr->lock held).  NULL on ENOMEM (logged). */
+static struct pr_save *pr_snapshot(const struct scsi_lu *lu, struct scsi_pr_state *pr)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+	struct pr_save *sv = calloc(1, sizeof(*sv));
 	const struct pr_reg *r;
-	int fd, idx, holder = -1, err = 0;
+	int idx, holder = -1;
 	FILE *f;
 
-	if (pr_path(lu, path, sizeof(path), "") < 0 || pr_path(lu, tmp, sizeof(tmp), ".tmp") < 0)
-		return -ENAMETOOLONG;
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/pr", pr_state_dir) >= sizeof(dir))
-		return -ENAMETOOLONG;
-	if (mkdir(pr_state_dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
+	if (!sv)
+		goto oom;
+	memcpy(sv->naa, lu->naa, 16);
+	sv->lun = lu->lun;
+	sv->pr = pr;
+	sv->seq = ++pr->save_seq;
+	if (!pr->aptpl)
+		return sv;
+	f = open_memstream(&sv->text, &sv->len);
 	if (!f) {
-		err = -errno;
-		close(fd);
-		unlink(tmp);
-		return err;
+		free(sv);
+		goto oom;
 	}
 	fprintf(f, "ringstor-pr %d\n", PR_FILE_VERSION);
 	fprintf(f, "naa ");
@@ -574,9 +591,47 @@ static int pr_save(const struct scsi_lu *lu, const struct scsi_pr_state *pr)
 	if (pr->reserved)
 		fprintf(f, "res %u %d\n", pr->type, holder);
 	fprintf(f, "end %u\n", pr->nregs);
-	if (fflush(f) != 0 || fsync(fd) != 0)
+	if (fclose(f) != 0 || !sv->text) {
+		free(sv->text);
+		free(sv);
+		goto oom;
+	}
+	return sv;
+oom:
+	log_err("persistent reservations: out of memory saving the APTPL state of LUN %llu",
+		(unsigned long long)lu->lun);
+	return NULL;
+}
+
+/* Write text to <dir>/pr/<naa>.pr atomically: temp file, fsync, rename,
+ * fsync of the directory.  Blocks: pool threads only (or tests). */
+static int pr_write_file(const uint8_t naa[16], const char *text, size_t len)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+	int fd, err = 0;
+	size_t off = 0;
+
+	if (pr_path(naa, path, sizeof(path), "") < 0 || pr_path(naa, tmp, sizeof(tmp), ".tmp") < 0)
+		return -ENAMETOOLONG;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/pr", pr_state_dir) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	if (mkdir(pr_state_dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (off < len && !err) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno != EINTR)
+			err = -errno;
+		else if (n > 0)
+			off += (size_t)n;
+	}
+	if (!err && fsync(fd) != 0)
 		err = -errno;
-	if (fclose(f) != 0 && !err)
+	if (close(fd) != 0 && !err)
 		err = -errno;
 	if (!err && rename(tmp, path) != 0)
 		err = -errno;
@@ -592,29 +647,45 @@ static int pr_save(const struct scsi_lu *lu, const struct scsi_pr_state *pr)
 	return 0;
 }
 
-static void pr_unlink_file(const struct scsi_lu *lu)
+/* Make a snapshot durable (the file written, or removed when APTPL is
+ * off), unless a newer snapshot of the same LU already was. */
+static void pr_save_apply(struct pr_save *sv)
 {
 	char path[PATH_MAX];
+	int err = 0;
 
-	if (pr_path(lu, path, sizeof(path), "") == 0 && unlink(path) < 0 && errno != ENOENT)
-		log_warn("persistent reservations: cannot remove %s: %s", path, strerror(errno));
-}
-
-/* After a PERSISTENT RESERVE OUT changed the state: keep the disk copy in
- * step with the APTPL setting (the most recent valid APTPL value governs,
- * SPC-4 5.13.4). */
-static void pr_persist(const struct scsi_lu *lu, const struct scsi_pr_state *pr)
-{
-	int err;
-
-	if (!pr->aptpl) {
-		pr_unlink_file(lu);
-		return;
+	pthread_mutex_lock(&pr_file_lock);
+	if (sv->seq > sv->pr->saved_seq) {
+		sv->pr->saved_seq = sv->seq;
+		if (sv->text)
+			err = pr_write_file(sv->naa, sv->text, sv->len);
+		else if (pr_path(sv->naa, path, sizeof(path), "") == 0 && unlink(path) < 0 &&
+			 errno != ENOENT)
+			log_warn("persistent reservations: cannot remove %s: %s", path, strerror(errno));
 	}
-	err = pr_save(lu, pr);
+	pthread_mutex_unlock(&pr_file_lock);
 	if (err < 0)
 		log_err("persistent reservations: cannot save APTPL state of LUN %llu in %s/pr: %s",
-			(unsigned long long)lu->lun, pr_state_dir, strerror(-err));
+			(unsigned long long)sv->lun, pr_state_dir, strerror(-err));
+}
+
+static void pr_save_free(struct pr_save *sv)
+{
+	free(sv->text);
+	free(sv);
+}
+
+static void pr_save_work(struct wp_job *job)
+{
+	pr_save_apply(container_of(job, struct pr_save, job));
+}
+
+static void pr_save_done(struct wp_job *job)
+{
+	struct pr_save *sv = container_of(job, struct pr_save, job);
+
+	scsi_cmd_complete(sv->cmd);
+	pr_save_free(sv);
 }
 
 static bool parse_u64_hex(const char *s, uint64_t *out)
@@ -752,7 +823,7 @@ static void pr_load_file(struct scsi_lu *lu, struct scsi_pr_state *pr)
 	size_t got = 0;
 	int fd;
 
-	if (pr_path(lu, path, sizeof(path), "") < 0)
+	if (pr_path(lu->naa, path, sizeof(path), "") < 0)
 		return;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -1482,13 +1553,16 @@ static bool prout_register_move(struct scsi_cmd *cmd, struct scsi_pr_state *pr,
 	return true;
 }
 
-void scsi_pr_out(struct scsi_cmd *cmd)
+/* The PERSISTENT RESERVE OUT itself; returns what must be made durable
+ * before the command completes (NULL: nothing). */
+static struct pr_save *prout_run(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 	const struct scsi_nexus *n = cmd_nexus(cmd);
 	struct scsi_pr_state *pr;
 	struct prout_params pp;
 	struct pr_reg *me, *r;
+	struct pr_save *save = NULL;
 	bool changed = false, gen = false;
 	uint8_t old_type;
 
@@ -1498,10 +1572,10 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 	cmd->xfer_len = get_be32(&cmd->cdb[5]);
 	cmd->xfer_is_write = true;
 	if (!prout_parse(cmd, &pp))
-		return;
+		return NULL;
 	if (!lu || !(pr = pr_state(lu))) {
 		scsi_set_errno_sense(cmd, -ENOMEM, true);
-		return;
+		return NULL;
 	}
 
 	pthread_mutex_lock(&pr->lock);
@@ -1593,12 +1667,46 @@ void scsi_pr_out(struct scsi_cmd *cmd)
 		if (changed && (pp.sa == PROUT_REGISTER || pp.sa == PROUT_REGISTER_IGNORE ||
 				pp.sa == PROUT_REGISTER_MOVE))
 			pr->aptpl = pp.aptpl;
+		/* SPC-4 5.13.4: the disk copy follows the most recent APTPL
+		 * value (written when set, removed when cleared). */
 		if (changed)
-			pr_persist(lu, pr);
+			save = pr_snapshot(lu, pr);
 	}
 	pr_update_active(pr);
 out:
 	pthread_mutex_unlock(&pr->lock);
+	return save;
+}
+
+void scsi_pr_out(struct scsi_cmd *cmd)
+{
+	struct pr_save *sv = prout_run(cmd);
+
+	if (sv) {
+		pr_save_apply(sv);
+		pr_save_free(sv);
+	}
+}
+
+void scsi_pr_out_exec(struct scsi_cmd *cmd)
+{
+	struct pr_save *sv = prout_run(cmd);
+
+	if (!sv) {
+		scsi_cmd_complete(cmd);
+		return;
+	}
+	if (!workpool_running()) {      /* no pool threads (unit tests): inline */
+		pr_save_apply(sv);
+		pr_save_free(sv);
+		scsi_cmd_complete(cmd);
+		return;
+	}
+	/* fsync and rename off the reactor; GOOD once it is durable */
+	sv->cmd = cmd;
+	sv->job.work = pr_save_work;
+	sv->job.done = pr_save_done;
+	workpool_submit(&sv->job);
 }
 
 /* ------------------------------------------------------------------------ */

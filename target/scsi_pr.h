@@ -37,6 +37,11 @@ void scsi_pr_in(struct scsi_cmd *cmd);     /* 0x5E PERSISTENT RESERVE IN */
 void scsi_pr_out(struct scsi_cmd *cmd);    /* 0x5F PERSISTENT RESERVE OUT */
 void scsi_reserve6(struct scsi_cmd *cmd);  /* 0x16 RESERVE(6) */
 void scsi_release6(struct scsi_cmd *cmd);  /* 0x17 RELEASE(6) */
+/* PERSISTENT RESERVE OUT for the dispatcher: completes the command itself
+ * (scsi_cmd_complete), after the APTPL state file is durable; the file is
+ * written by a core/workpool.h thread, so the reactor never waits on fsync.
+ * scsi_pr_out() above does the same synchronously. */
+void scsi_pr_out_exec(struct scsi_cmd *cmd);
 
 /* Fabric events. */
 /* I_T nexus loss (session closed / reinstated): releases the nexus's
