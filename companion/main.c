@@ -75,6 +75,8 @@ static void usage(FILE *out)
 	      "  --dest-uri URI        libvirt: the destination URI (default qemu+ssh://DEST_ADDR/system);\n"
 	      "                        xen: the host given to xl migrate (default DEST_ADDR)\n"
 	      "  --source-uri URI      the same for the source (a migration back, on rollback)\n"
+	      "  --domain-xml FILE     libvirt/xen: the domain's definition (disks, memory, bridges for the\n"
+	      "                        preflight); libvirt default: virsh dumpxml DOMAIN on the source\n"
 	      "  Exit status: 0 migrated; 1 not migrated (preflight failed or rolled back: the source\n"
 	      "  runs and holds the lease); 2 usage; 3 rollback incomplete: run recover.\n"
 	      "  ringstor-migrate recover --journal FILE|DIR [--dry-run]\n"
@@ -684,6 +686,38 @@ static char *fetch_cmdline(const struct migrate_opts *o, const char *pidfile, si
 	return text;
 }
 
+/* libvirt driver without a domain XML: the running domain's own, `virsh
+ * dumpxml DOMAIN` run on the source host through the remote shell (the
+ * counterpart of fetch_cmdline), so that its disks, memory and bridges
+ * join the preflight.  NULL with err set. */
+static char *fetch_domain_xml(const struct migrate_opts *o, const char *domain, size_t *len, char *err,
+			      size_t errlen)
+{
+	const char *words[] = { "virsh", "dumpxml", domain };
+	char **argv = host_argv(o->rsh, o->source, (char *const *)words, 3);
+	if (!argv) {
+		snprintf(err, errlen, "cannot build a command from --rsh");
+		return NULL;
+	}
+	struct run_job j;
+	char *text = NULL;
+	if (run_start(&j, argv) == 0)
+		run_wait_all(&j, 1, 60);
+	if (j.status == 0 && j.out.len) {
+		text = j.out.buf;
+		*len = j.out.len;
+		j.out.buf = NULL;
+	} else {
+		char line[300] = "";
+		if (j.err.buf)
+			sscanf(j.err.buf, "%299[^\n]", line);
+		snprintf(err, errlen, "virsh dumpxml %s on %s: %s", domain, o->source, *line ? line : j.why);
+	}
+	run_job_free(&j);
+	argv_free(argv);
+	return text;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	struct migrate_opts o = { .progress = true };
@@ -773,6 +807,29 @@ static int cmd_migrate(int argc, char **argv)
 		config_vm_merge(&a.vm, &a.have_vm, a.cvm, &a.disks, &a.ndisks);
 	char err[512];
 	size_t len = 0, dlen = 0;
+	const char *dom = o.domain ? o.domain : o.vm_name;
+	if (!a.domain_xml && o.driver && strcmp(o.driver, "libvirt") == 0 && o.source && dom) {
+		char *xml = fetch_domain_xml(&o, dom, &len, err, sizeof(err));
+		struct vm_spec tmp = {0};
+		if (!xml || domain_parse_xml(&tmp, xml, len, err, sizeof(err)) < 0) {
+			/* not fatal here: the driver itself finds out whether the
+			 * domain runs there, and journals why it does not */
+			fprintf(stderr, "ringstor-migrate: warning: cannot read the domain's definition (%s); the "
+				"preflight compares only the disks given\n", err);
+		} else {
+			for (size_t i = 0; i < tmp.ndisks; i++)
+				if (!strv_has(a.disks, a.ndisks, tmp.disks[i]))
+					strv_push(&a.disks, &a.ndisks, tmp.disks[i]);
+			if (!a.have_vm) {
+				a.vm = tmp;
+				a.have_vm = true;
+				tmp = (struct vm_spec){0};
+			}
+		}
+		vm_spec_free(&tmp);
+		free(xml);
+		len = 0;
+	}
 	if (!a.qemu_cmdline && (!o.driver || strcmp(o.driver, "qemu") == 0) && o.source && o.qmp_source) {
 		/* No command line given: the running QEMU's own, from its pid
 		 * file on the source host. */

@@ -356,6 +356,9 @@ struct mctx {
 	 * a migration back) */
 	bool virt, libvirt;
 	const char *domain, *dest_uri, *source_uri;
+	bool forward_tried;               /* rolled forward once (a migration back was impossible) */
+	const char *xml_live, *xml_persistent; /* libvirt: --xml/--persistent-xml of the next migrate */
+	bool finished;                    /* ... and that finished the migration: done */
 	int port;
 	char **lease_specs;
 	size_t nleases;
@@ -1037,9 +1040,9 @@ static const char *vstate_name(enum vstate s)
 	return n[s];
 }
 
-enum virt_op { V_STATE, V_MIGRATE, V_MIGRATE_BACK, V_RESUME, V_DESTROY, V_ABORT };
+enum virt_op { V_STATE, V_MIGRATE, V_MIGRATE_BACK, V_RESUME, V_DESTROY, V_ABORT, V_VERSION };
 
-/* The command words of op (at most 8); 0 if the driver has none. */
+/* The command words of op (at most 12); 0 if the driver has none. */
 static size_t virt_words(const struct mctx *c, enum virt_op op, const char **w)
 {
 	const char *d = c->domain;
@@ -1054,12 +1057,19 @@ static size_t virt_words(const struct mctx *c, enum virt_op op, const char **w)
 			 * definition moves too, so the source cannot simply be
 			 * started again. */
 			w[n++] = "migrate"; w[n++] = "--live"; w[n++] = "--suspend"; w[n++] = "--persistent";
-			w[n++] = "--undefinesource"; w[n++] = d;
+			w[n++] = "--undefinesource";
+			if (c->xml_live) {
+				/* the receiving host's own definition (virt_host_xml) */
+				w[n++] = "--xml"; w[n++] = c->xml_live;
+				w[n++] = "--persistent-xml"; w[n++] = c->xml_persistent;
+			}
+			w[n++] = d;
 			w[n++] = op == V_MIGRATE ? c->dest_uri : c->source_uri;
 			break;
 		case V_RESUME: w[n++] = "resume"; w[n++] = d; break;
 		case V_DESTROY: w[n++] = "destroy"; w[n++] = d; break;
 		case V_ABORT: w[n++] = "domjobabort"; w[n++] = d; break;
+		case V_VERSION: w[n++] = "version"; break;
 		}
 	} else {
 		w[n++] = "xl";
@@ -1073,6 +1083,7 @@ static size_t virt_words(const struct mctx *c, enum virt_op op, const char **w)
 		case V_RESUME: w[n++] = "unpause"; w[n++] = d; break;
 		case V_DESTROY: w[n++] = "destroy"; w[n++] = d; break;
 		case V_ABORT: return 0; /* xl has no job abort: its own timeout ends it */
+		case V_VERSION: return 0;
 		}
 	}
 	return n;
@@ -1081,13 +1092,189 @@ static size_t virt_words(const struct mctx *c, enum virt_op op, const char **w)
 static int virt_run(struct mctx *c, const char *host, enum virt_op op, int timeout_s, struct strbuf *out,
 		    char *why, size_t whylen)
 {
-	const char *w[12];
+	const char *w[16];
 	size_t n = virt_words(c, op, w);
 	if (!n) {
 		why[0] = '\0';
 		return 0;
 	}
 	return host_run(c, host, (char *const *)w, n, timeout_s, out, why, whylen);
+}
+
+/* Replaces the value of every <iqn name='FROM'/> (either quote) in xml by
+ * to; the number replaced, -1 out of memory (*out: the new text). */
+static int xml_swap_iqn(const char *xml, const char *from, const char *to, char **out)
+{
+	struct strbuf sb = {0};
+	int n = 0;
+	size_t fl = strlen(from);
+	const char *p = xml;
+	for (const char *q; (q = strstr(p, "<iqn"));) {
+		const char *end = strchr(q, '>');
+		const char *nm = strstr(q, "name=");
+		if (!end || !nm || nm > end || (nm[5] != '\'' && nm[5] != '"')) {
+			sb_append(&sb, p, (size_t)(q - p) + 4);
+			p = q + 4;
+			continue;
+		}
+		const char *v = nm + 6;
+		if (strncmp(v, from, fl) == 0 && v[fl] == nm[5]) {
+			sb_append(&sb, p, (size_t)(v - p));
+			sb_append(&sb, to, strlen(to));
+			p = v + fl;
+			n++;
+		} else {
+			sb_append(&sb, p, (size_t)(v - p));
+			p = v;
+		}
+	}
+	sb_append(&sb, p, strlen(p));
+	if (sb.oom) {
+		sb_free(&sb);
+		return -1;
+	}
+	*out = sb.buf;
+	return n;
+}
+
+/* libvirt: a domain's iSCSI disks log in with the initiator name of its
+ * XML (<source protocol='iscsi'><initiator><iqn name=.../>), the same on
+ * every host it runs on, which would make the lease unable to tell the
+ * source's copy from the destination's.  When that name is the sending
+ * host's lease identity, the receiving host gets its own definition:
+ * `virsh dumpxml --migratable` (live) and `--inactive --migratable`
+ * (persistent) on the sending host, the name replaced by the receiving
+ * host's identity, written to a temporary directory there and given to
+ * `virsh migrate --xml --persistent-xml` -- the libvirt counterpart of the
+ * QEMU driver's `-iscsi initiator-name=DEST_HOLDER`.  0 (c->xml_* set
+ * when a rewrite is needed, *tmpdir to remove afterwards), -1 (why). */
+static int virt_host_xml(struct mctx *c, const char *host, const char *from, const char *to, char **tmpdir,
+			 char *why, size_t whylen)
+{
+	*tmpdir = NULL;
+	c->xml_live = c->xml_persistent = NULL;
+	if (!c->libvirt)
+		return 0;
+	struct strbuf live = {0}, pers = {0};
+	char *nl = NULL, *np = NULL;
+	int rc = -1;
+	const char *wl[] = { "virsh", "dumpxml", "--migratable", c->domain };
+	const char *wp[] = { "virsh", "dumpxml", "--inactive", "--migratable", c->domain };
+	if (host_run(c, host, (char *const *)wl, 4, ADM_TIMEOUT_S, &live, why, whylen) != 0 || !live.buf)
+		goto out;
+	int n = xml_swap_iqn(live.buf, from, to, &nl);
+	if (n <= 0) {
+		rc = n < 0 ? -1 : 0;
+		if (n < 0)
+			snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (host_run(c, host, (char *const *)wp, 5, ADM_TIMEOUT_S, &pers, why, whylen) != 0 || !pers.buf ||
+	    xml_swap_iqn(pers.buf, from, to, &np) < 0)
+		goto out;
+	/* one remote command writes both (the text travels as arguments) */
+	const char *ww[] = { "sh", "-c",
+			     "d=$(mktemp -d \"${TMPDIR:-/tmp}/ringstor-migrate.XXXXXX\") && printf %s \"$1\" >\"$d/live.xml\" && "
+			     "printf %s \"$2\" >\"$d/persistent.xml\" && echo \"$d\"",
+			     "sh", nl, np };
+	struct strbuf dir = {0};
+	if (host_run(c, host, (char *const *)ww, 6, ADM_TIMEOUT_S, &dir, why, whylen) != 0 || !dir.buf) {
+		sb_free(&dir);
+		goto out;
+	}
+	dir.buf[strcspn(dir.buf, "\r\n")] = '\0';
+	if (dir.buf[0] != '/') {
+		snprintf(why, whylen, "no temporary directory on %s", host);
+		sb_free(&dir);
+		goto out;
+	}
+	*tmpdir = dir.buf;
+	static char lp[PATH_MAX], pp[PATH_MAX];
+	snprintf(lp, sizeof(lp), "%s/live.xml", dir.buf);
+	snprintf(pp, sizeof(pp), "%s/persistent.xml", dir.buf);
+	c->xml_live = lp;
+	c->xml_persistent = pp;
+	say(c, "the domain's iSCSI initiator name on %s will be %s (it is %s on %s)", host == c->source ? c->dest
+	    : c->source, to, from, host);
+	rc = 0;
+out:
+	sb_free(&live);
+	sb_free(&pers);
+	free(nl);
+	free(np);
+	return rc;
+}
+
+static size_t count_str(const char *s, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* libvirt: the domain's iSCSI disks (QEMU's own initiator) must log in
+ * with the source's lease identity: the lease is acquired for it, so a
+ * disk logging in as another name (another <iqn name=...>, or none: QEMU's
+ * default iqn.2008-11.org.linux-kvm[:NAME]) would have the running
+ * domain's own writes refused from then on, and its copies could not be
+ * told apart.  Only for iSCSI identities (iqn./eui./naa.): an NFS lease
+ * is the host's address whatever the XML says.  0, or -1 with why. */
+static int virt_check_identity(struct mctx *c, char *why, size_t whylen)
+{
+	const char *h = c->source_holder;
+	if (strncmp(h, "iqn.", 4) != 0 && strncmp(h, "eui.", 4) != 0 && strncmp(h, "naa.", 4) != 0)
+		return 0;
+	struct strbuf xml = {0};
+	char err[512];
+	const char *w[] = { "virsh", "dumpxml", c->domain };
+	if (host_run(c, c->source, (char *const *)w, 3, ADM_TIMEOUT_S, &xml, err, sizeof(err)) != 0 || !xml.buf) {
+		/* no domain there: migrate_virt says so */
+		sb_free(&xml);
+		return 0;
+	}
+	size_t disks = count_str(xml.buf, "protocol='iscsi'") + count_str(xml.buf, "protocol=\"iscsi\"");
+	char *swapped = NULL;
+	int named = xml_swap_iqn(xml.buf, h, h, &swapped);
+	free(swapped);
+	sb_free(&xml);
+	if (disks && named >= 0 && (size_t)named < disks) {
+		snprintf(why, whylen, "the domain %s on %s has %zu iSCSI disk(s) of which %d log(s) in as the source's "
+			 "lease identity %s (the others: another <initiator><iqn name=...>, or none: QEMU's default "
+			 "iqn.2008-11.org.linux-kvm[:NAME]); the lease would refuse the running domain's own writes. "
+			 "Give each iSCSI <source> <initiator><iqn name='%s'/></initiator>", c->domain, c->source, disks,
+			 named, h, h);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs the tool's migration: V_MIGRATE on the source (to the destination,
+ * as the destination's lease identity), V_MIGRATE_BACK on the destination
+ * (to the source).  As host_run. */
+static int virt_migrate(struct mctx *c, enum virt_op op, char *why, size_t whylen)
+{
+	bool back = op == V_MIGRATE_BACK;
+	const char *host = back ? c->dest : c->source;
+	char *tmpdir = NULL;
+	if (virt_host_xml(c, host, back ? c->dest_holder : c->source_holder, back ? c->source_holder : c->dest_holder,
+			  &tmpdir, why, whylen) < 0) {
+		char w2[600];
+		snprintf(w2, sizeof(w2), "%s", why);
+		snprintf(why, whylen, "cannot prepare the %s host's domain XML: %s", back ? "source" : "destination", w2);
+		return -1;
+	}
+	const char *w[16];
+	size_t n = virt_words(c, op, w);
+	int st = host_run(c, host, (char *const *)w, n, c->timeout_s, NULL, why, whylen);
+	c->xml_live = c->xml_persistent = NULL;
+	if (tmpdir) {
+		char e[256];
+		const char *wr[] = { "rm", "-rf", tmpdir };
+		host_run(c, host, (char *const *)wr, 3, ADM_TIMEOUT_S, NULL, e, sizeof(e));
+		free(tmpdir);
+	}
+	return st;
 }
 
 /* The domain's state on host.  libvirt: `virsh domstate` (running,
@@ -1141,14 +1328,87 @@ static enum vstate virt_state(struct mctx *c, const char *host, char *txt, size_
 	return vs;
 }
 
+/* Whether the domain paused on the destination can be migrated back.
+ * libvirt always sets QEMU's late-block-activate capability on the
+ * receiving side, so a domain that arrived with `migrate --suspend` keeps
+ * its images inactive until it is resumed (`cont` activates them).  QEMU
+ * before 10.0 aborts when such a domain is migrated again (outgoing
+ * migration inactivates every image and asserts that none is inactive
+ * yet: "bdrv_inactivate_recurse: Assertion `!(bs->open_flags &
+ * BDRV_O_INACTIVE)' failed"), which kills the guest and its memory state:
+ * seen here with libvirt 9.0 and QEMU 7.2 (Debian 12).  QEMU 10.0 accepts
+ * inactive images there ("block: Allow inactivating already inactive
+ * nodes", with blockdev-set-active).  So: yes with QEMU >= 10 on the
+ * destination (`virsh version`: "Running hypervisor: QEMU X.Y.Z"), no
+ * when older or unknown.  Xen: yes.  why says why not. */
+static bool virt_can_migrate_back(struct mctx *c, char *why, size_t len)
+{
+	if (!c->libvirt)
+		return true;
+	struct strbuf out = {0};
+	char err[512];
+	int st = virt_run(c, c->dest, V_VERSION, ADM_TIMEOUT_S, &out, err, sizeof(err));
+	const char *p = st == 0 && out.buf ? strstr(out.buf, "Running hypervisor: QEMU ") : NULL;
+	char ver[32] = "";
+	if (p)
+		sscanf(p + strlen("Running hypervisor: QEMU "), "%31[0-9.]", ver);
+	bool ok = false;
+	if (!*ver)
+		snprintf(why, len, "the QEMU version on %s is unknown (virsh version: %.200s)", c->dest,
+			 st ? err : "no \"Running hypervisor: QEMU\" line");
+	else if (atoi(ver) >= 10)
+		ok = true;
+	else
+		snprintf(why, len, "QEMU %s on %s aborts when a domain that arrived paused and never ran there is "
+			 "migrated again (its images are still inactive; fixed in QEMU 10.0): that would kill it", ver,
+			 c->dest);
+	sb_free(&out);
+	return ok;
+}
+
+static int virt_finish(struct mctx *c);
+
+/* The domain is on the destination only, paused, and cannot be migrated
+ * back (virt_can_migrate_back): the only way that keeps it is forward.
+ * The lease is with the source, whose domain is gone, so it can move
+ * without fencing anyone; then the domain resumes on the destination.
+ * Once per run: if that fails too, the domain stays paused there and
+ * fenced (nobody runs it, nobody writes, nothing is lost) and recover
+ * tries again.  0 finished (c->finished), 3 incomplete. */
+static int virt_roll_forward(struct mctx *c, const char *ds, const char *reason)
+{
+	if (c->forward_tried) {
+		complain(c, "ROLLBACK INCOMPLETE: the domain %s waits on %s (%s), fenced: the lease is %s's. It cannot "
+			 "go back to %s (%s) and could not be finished on %s. Nobody runs it and nothing is lost; "
+			 "once the appliance accepts the transfer run: ringstor-migrate recover --journal %s (it "
+			 "moves the lease to %s and resumes the domain there)", c->domain, c->dest, ds,
+			 c->source_holder, c->source, reason, c->dest, c->j.path, c->dest_holder);
+		return 3;
+	}
+	c->forward_tried = true;
+	say(c, "the domain is on %s only (%s) and cannot be migrated back: %s; finishing the migration instead",
+	    c->dest, ds, reason);
+	rec_str(c, "roll-forward", "reason", reason);
+	int r = transfer_leases(c);
+	if (r)
+		return r;
+	r = virt_finish(c);
+	if (r == 0)
+		c->finished = true;
+	return r;
+}
+
 /* Undo with the lease with the source: the domain back on the source and
  * running there (if it was), nothing on the destination.  1 rolled back,
- * 3 incomplete (said why). */
+ * 3 incomplete (said why); 0 when the domain could not go back and the
+ * migration was finished instead (virt_roll_forward). */
 static int virt_undo(struct mctx *c)
 {
 	char ss[128], ds[128], why[1024];
 	enum vstate s = virt_state(c, c->source, ss, sizeof(ss));
 	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
+	if (s == VS_ABSENT && d == VS_PAUSED && !virt_can_migrate_back(c, why, sizeof(why)))
+		return virt_roll_forward(c, ds, why);
 	if (s == VS_ABSENT && (d == VS_PAUSED || d == VS_RUNNING)) {
 		/* The tool had finished: the VM is on the destination only,
 		 * paused and fenced (the lease is the source's).  Bring it
@@ -1157,7 +1417,7 @@ static int virt_undo(struct mctx *c)
 			virt_run(c, c->dest, V_ABORT, ADM_TIMEOUT_S, NULL, why, sizeof(why));
 		rec_str(c, "migrating-back", "uri", c->source_uri);
 		say(c, "the domain is on %s only (%s): migrating it back to %s", c->dest, ds, c->source);
-		int st = virt_run(c, c->dest, V_MIGRATE_BACK, c->timeout_s, NULL, why, sizeof(why));
+		int st = virt_migrate(c, V_MIGRATE_BACK, why, sizeof(why));
 		s = virt_state(c, c->source, ss, sizeof(ss));
 		d = virt_state(c, c->dest, ds, sizeof(ds));
 		if (s != VS_PAUSED && s != VS_RUNNING) {
@@ -1180,8 +1440,15 @@ static int virt_undo(struct mctx *c)
 		if (virt_run(c, c->dest, V_DESTROY, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0)
 			complain(c, "warning: could not destroy the destination's copy of %s: %s (it cannot write: "
 				 "the lease is %s's)", c->domain, why, c->source_holder);
+	} else if (d == VS_UNKNOWN) {
+		/* e.g. its libvirtd died during the migration: the QEMU it had
+		 * started may live on, and the daemon, once back, may show it
+		 * (paused: it never got the go) */
+		complain(c, "warning: cannot ask %s about a copy of %s (%s); if one shows up there (e.g. once its "
+			 "libvirtd is back), destroy it (virsh destroy %s): it is a stale copy and cannot write, the "
+			 "lease is %s's", c->dest, c->domain, ds, c->domain, c->source_holder);
 	}
-	rec(c, "dest-stopped", NULL);
+	rec_str(c, "dest-stopped", "state", d == VS_UNKNOWN ? "unknown" : "gone");
 	if (s == VS_PAUSED && c->source_was_running) {
 		if (virt_run(c, c->source, V_RESUME, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0 ||
 		    virt_state(c, c->source, ss, sizeof(ss)) != VS_RUNNING) {
@@ -1220,6 +1487,8 @@ static int virt_rollback_after(struct mctx *c, const char *reason)
 	}
 	if (return_leases(c) < 0)
 		return 3;
+	/* the way forward has just failed: no second try in this run */
+	c->forward_tried = true;
 	return virt_undo(c);
 }
 
@@ -1286,11 +1555,9 @@ static int migrate_virt(struct mctx *c)
 	if (rec(c, "dest-started", NULL) < 0 || rec_str(c, "migrating", "uri", c->dest_uri) < 0)
 		return abort_early(c, "cannot write the journal");
 	c->dest_started = true;
-	const char *w[12];
-	size_t n = virt_words(c, V_MIGRATE, w);
 	say(c, "migrating the domain %s %s -> %s (%s, the destination stays paused)", c->domain, c->source,
 	    c->dest_uri, c->libvirt ? "virsh migrate --live --suspend" : "xl migrate -p");
-	int st = host_run(c, c->source, (char *const *)w, n, c->timeout_s, NULL, why, sizeof(why));
+	int st = virt_migrate(c, V_MIGRATE, why, sizeof(why));
 	c->t_stopped = mono_ms();
 	if (st < 0 && strstr(why, "timed out"))
 		virt_run(c, c->source, V_ABORT, ADM_TIMEOUT_S, NULL, ss, sizeof(ss));
@@ -1322,7 +1589,7 @@ static int migrate_virt(struct mctx *c)
 	if (rec_str(c, "transfer-point", "source_state", vstate_name(s)) < 0)
 		return virt_rollback_before(c, "cannot write the journal");
 	int r = transfer_leases(c);
-	if (r)
+	if (r || c->finished)
 		return r;
 	return virt_finish(c);
 }
@@ -1768,7 +2035,7 @@ journal:
 	free(bm);
 	say(&c, "journal %s", c.j.path);
 	if (c.virt) {
-		const char *w[13];
+		const char *w[17];
 		size_t wn = virt_words(&c, V_MIGRATE, w);
 		w[wn] = NULL;
 		char *t = argv_text((char *const *)w);
@@ -1803,6 +2070,11 @@ journal:
 	}
 	if (pr != 0) {
 		rc = abort_early(&c, pr == 1 ? "the preflight failed" : "the preflight could not run");
+		goto out;
+	}
+
+	if (c.libvirt && virt_check_identity(&c, why, sizeof(why)) < 0) {
+		rc = abort_early(&c, why);
 		goto out;
 	}
 
@@ -2054,7 +2326,7 @@ int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *o
 				break;
 			}
 			rc = transfer_leases(&c);
-			if (rc == 0)
+			if (rc == 0 && !c.finished)
 				rc = virt_finish(&c);
 			rc = rc == 1 ? 0 : rc;
 			break;

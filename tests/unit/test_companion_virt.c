@@ -1,13 +1,22 @@
 /* test_companion_virt.c - the libvirt and Xen drivers of `ringstor-migrate
  * migrate` and their `recover` (companion/migrate.c), against fake `virsh`
- * and `xl` scripts (virsh/xl are not installed here; the drivers are
- * untested against real libvirt and Xen).
+ * and `xl` scripts (the libvirt driver also runs against real libvirt in
+ * tests/integration/test_migrate_libvirt.sh; Xen only here).
  *
  * The fakes keep each "host"'s domain state in a file (running, paused,
  * or no file: no domain), implement domstate/list, migrate (the source's
  * domain goes, the target's appears paused, as with --suspend / -p),
  * resume/unpause, destroy and domjobabort, and log every action that
  * changes something as "HOST:ACTION" (the same words for both drivers).
+ * The fake virsh also answers `virsh version` with HV_QEMU (default
+ * 10.0.0) and, like libvirt with a QEMU before 10.0, kills a domain that
+ * arrived paused and never ran when it is migrated again (its images are
+ * still inactive: QEMU aborts), logged as "HOST:crash".  Its domain has an
+ * iSCSI disk whose initiator name is in iqn-HOST: `virsh dumpxml` shows
+ * it, `virsh migrate --xml F --persistent-xml P` gives the target the name
+ * in F (P must agree, else "HOST:bad-persistent-xml"), a migration
+ * without --xml keeps it; every libvirt case checks that the domain, on
+ * whichever host it ends, logs in with that host's lease identity.
  * A fake remote shell runs the command with HV_HOST=HOST, a fake
  * ringstoradm keeps the lease in a file (with the epoch fencing), a fake
  * probe prints the same facts for both hosts.
@@ -81,19 +90,41 @@ static const char fake_hv[] =
 	"    echo 'Name                                        ID   Mem VCPUs\tState\tTime(s)'\n"
 	"    case $(cat \"$st\") in running) f=-b----;; paused) f=--p---;; *) f=---s--;; esac\n"
 	"    echo \"$1 3 1024 1 $f 1.5\";;\n"
+	"virsh:dumpxml) d=${@: -1}; [ -f \"$st\" ] || { echo \"error: failed to get domain '$d'\" >&2; exit 1; }\n"
+	"    echo \"<domain type='kvm'><name>$d</name><devices><disk type='network' device='disk'>\"\n"
+	"    echo \"<source protocol='iscsi' name='iqn.2026-11.test:t/1'><host name='box'/>\"\n"
+	"    if [ -n \"${DUMP_IQN+set}\" ]; then [ -z \"$DUMP_IQN\" ] || echo \"<initiator><iqn name='$DUMP_IQN'/></initiator>\"\n"
+	"    elif [ -f \"$D/iqn-$h\" ]; then echo \"<initiator><iqn name='$(cat \"$D/iqn-$h\")'/></initiator>\"; fi\n"
+	"    echo '</source></disk></devices></domain>';;\n"
+	"virsh:version) echo 'Compiled against library: libvirt 9.0.0'; echo 'Using API: QEMU 9.0.0'\n"
+	"    echo \"Running hypervisor: QEMU ${HV_QEMU:-10.0.0}\";;\n"
 	"virsh:migrate|xl:migrate) t=${@: -1}; t=${t#qemu+ssh://}; t=${t%/system}\n"
 	"    log \"migrate->$t\"; inj migrate\n"
 	"    [ \"$(cat \"$st\" 2>/dev/null)\" ] || { echo 'error: no domain' >&2; exit 1; }\n"
+	"    if [ -f \"$D/inactive-$h\" ] && [ \"${HV_QEMU:-10.0.0}\" \\< 10 ]; then\n"
+	"        rm -f \"$st\" \"$D/inactive-$h\" \"$D/iqn-$h\"; log crash\n"
+	"        echo 'error: operation failed: domain is not running' >&2; exit 1\n"
+	"    fi\n"
+	"    xml= pxml=; while [ $# -gt 0 ]; do case $1 in --xml) xml=$2; shift;; --persistent-xml) pxml=$2; shift;; esac; shift; done\n"
+	"    move() {\n"
+	"        rm -f \"$D/iqn-$t\"\n"
+	"        if [ -n \"$xml\" ]; then i=$(grep -o \"iqn name='[^']*'\" \"$xml\")\n"
+	"            [ \"$i\" = \"$(grep -o \"iqn name='[^']*'\" \"$pxml\")\" ] || log bad-persistent-xml\n"
+	"            i=${i#iqn name=\\'}; echo \"${i%\\'}\" >\"$D/iqn-$t\"\n"
+	"        elif [ -f \"$D/iqn-$h\" ]; then cp \"$D/iqn-$h\" \"$D/iqn-$t\"; fi\n"
+	"        rm -f \"$st\" \"$D/inactive-$h\" \"$D/iqn-$h\"; echo paused >\"$D/state-$t\"; [ $me = xl ] || touch \"$D/inactive-$t\"\n"
+	"    }\n"
 	"    case ${MIG_MODE:-ok}:$h in\n"
 	"    hang:hostA) exec sleep 20;;\n"
 	"    fail:hostA) echo 'error: migration failed: connection refused' >&2; exit 1;;\n"
 	"    failpaused:hostA) echo paused >\"$st\"; echo 'error: migration failed' >&2; exit 1;;\n"
-	"    faillate:hostA) rm -f \"$st\"; echo paused >\"$D/state-$t\"; echo 'error: lost the connection' >&2; exit 1;;\n"
+	"    faillate:hostA) move; echo 'error: lost the connection' >&2; exit 1;;\n"
 	"    esac\n"
-	"    rm -f \"$st\"; echo paused >\"$D/state-$t\";;\n"
+	"    move;;\n"
 	"virsh:resume|xl:unpause) log resume; inj resume\n"
-	"    [ \"$(cat \"$st\" 2>/dev/null)\" = paused ] || { echo 'error: not paused' >&2; exit 1; }; echo running >\"$st\";;\n"
-	"virsh:destroy|xl:destroy) log destroy; rm -f \"$st\";;\n"
+	"    [ \"$(cat \"$st\" 2>/dev/null)\" = paused ] || { echo 'error: not paused' >&2; exit 1; }; echo running >\"$st\"\n"
+	"    rm -f \"$D/inactive-$h\";;\n"
+	"virsh:destroy|xl:destroy) log destroy; rm -f \"$st\" \"$D/inactive-$h\" \"$D/iqn-$h\";;\n"
 	"virsh:domjobabort) log abort;;\n"
 	"*) echo \"fake: unknown $me $cmd\" >&2; exit 2;;\n"
 	"esac\n";
@@ -176,7 +207,9 @@ struct vcase {
 	const char *lease;      /* "HOLDER EPOCH" afterwards */
 	int recover_rc;         /* after a hook: recover's exit status */
 	const char *recover_log;
-	const char *recover_action; /* in recover's first line */
+	const char *recover_action; /* in recover's first line (also: run recover without a hook) */
+	const char *qemu;       /* the hosts' QEMU version (HV_QEMU; default 10.0.0) */
+	bool libvirt_only;
 };
 
 #define A "iqn.test:a"
@@ -225,6 +258,32 @@ static const struct vcase cases[] = {
 	{ "killed after the lease went back", "running", NULL, "FAIL_CMD=hostB:resume", "lease-returned", 137,
 	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A, "", "paused", A " 7",
 	  0, "hostB:migrate->hostA hostA:resume", "undo" },
+	/* libvirt with QEMU < 10: a domain that arrived paused cannot be
+	 * migrated back (QEMU would abort and the guest be lost), so the
+	 * way out is forward: the lease to the destination, resume there */
+	{ "QEMU 7.2: transfer refused: no migration back, waits paused; recover finishes", "running", NULL,
+	  "REFUSE_TO=" B, NULL, 3,
+	  "hostA:migrate->hostB adm:transfer->" B " adm:transfer->" B, "", "paused", A " 5",
+	  0, "adm:transfer->" B " hostB:resume", "undo-return-lease", "7.2.0", true },
+	{ "QEMU 7.2: killed at the transfer point: recover finishes forward", "running", NULL, "", "transfer-point", 137,
+	  "hostA:migrate->hostB", "", "paused", A " 5",
+	  0, "adm:transfer->" B " hostB:resume", "undo", "7.2.0", true },
+	{ "QEMU 7.2: killed in the rollback of a refused transfer: recover finishes", "running", NULL, "REFUSE_TO=" B,
+	  "rollback", 137, "hostA:migrate->hostB adm:transfer->" B, "", "paused", A " 5",
+	  0, "adm:transfer->" B " hostB:resume", "undo-return-lease", "7.2.0", true },
+	{ "QEMU 7.2: resume fails: lease back, waits paused; recover finishes", "running", NULL,
+	  "FAIL_CMD=hostB:resume", NULL, 3,
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A, "", "paused", A " 7",
+	  0, "adm:transfer->" B " hostB:resume", "undo", "7.2.0", true },
+	/* the domain's iSCSI disk logs in as another name than the source's
+	 * lease identity: refused before the lease is taken */
+	{ "iSCSI disk logging in as QEMU's default name: refused", "running", NULL, "DUMP_IQN=", NULL, 1,
+	  "", "running", "", A " 5", 0, NULL, NULL, NULL, true },
+	{ "iSCSI disk logging in as another host's name: refused", "running", NULL, "DUMP_IQN=" B, NULL, 1,
+	  "", "running", "", A " 5", 0, NULL, NULL, NULL, true },
+	{ "QEMU 7.2: source paused, migration reports failure but moved: finished, stays paused", "paused", NULL,
+	  "MIG_MODE=faillate", NULL, 0, "hostA:migrate->hostB adm:transfer->" B, "", "paused", B " 6",
+	  0, NULL, NULL, "7.2.0", true },
 };
 
 static void set_state(const char *host, const char *st)
@@ -246,6 +305,7 @@ static void apply_env(const char *env)
 	unsetenv("MIG_MODE");
 	unsetenv("FAIL_CMD");
 	unsetenv("REFUSE_TO");
+	unsetenv("DUMP_IQN");
 	char buf[256];
 	snprintf(buf, sizeof(buf), "%s", env);
 	for (char *s = strtok(buf, ";"); s; s = strtok(NULL, ";")) {
@@ -296,13 +356,52 @@ static void want_state(bool libvirt, const char *host, const char *want, const c
 		fail_msg("%s [%s]: domain on %s is '%s', want '%s'", libvirt ? "libvirt" : "xen", name, host, got, want);
 }
 
+/* libvirt: wherever the domain is, its iSCSI disk logs in with that
+ * host's lease identity (the destination got its own definition). */
+static void want_iqns(bool libvirt, const char *name, const char *when)
+{
+	if (!libvirt)
+		return;
+	const char *hosts[] = { "hostA", "hostB" }, *ids[] = { A, B };
+	for (int i = 0; i < 2; i++) {
+		char n[64], st[32];
+		snprintf(n, sizeof(n), "state-%s", hosts[i]);
+		snprintf(st, sizeof(st), "%s", read_text(n));
+		if (!*st)
+			continue;
+		snprintf(n, sizeof(n), "iqn-%s", hosts[i]);
+		const char *got = read_text(n);
+		if (strcmp(got, ids[i]) != 0)
+			fail_msg("libvirt [%s] %s: the domain on %s (%s) logs in as '%s', want %s", name, when, hosts[i], st,
+				 got, ids[i]);
+	}
+}
+
 static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 {
 	char p[512], jdir[256], adm[256], rsh[256], probe[256];
+	if (k->libvirt_only && !libvirt)
+		return;
+	if (k->qemu)
+		setenv("HV_QEMU", k->qemu, 1);
+	else
+		unsetenv("HV_QEMU");
 	snprintf(p, sizeof(p), "%s/log", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/inactive-hostA", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/inactive-hostB", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/iqn-hostA", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/iqn-hostB", dir);
 	unlink(p);
 	set_state("hostA", k->src_state);
 	set_state("hostB", k->dst_state);
+	if (k->src_state)
+		write_file("iqn-hostA", A "\n", 0644);
+	if (k->dst_state)
+		write_file("iqn-hostB", B "\n", 0644);
 	write_file("lease", "true " A " 5\n", 0644);
 	snprintf(jdir, sizeof(jdir), "%s/j-%s-%zu", dir, libvirt ? "libvirt" : "xen", idx);
 	snprintf(adm, sizeof(adm), "%s/adm", dir);
@@ -343,11 +442,12 @@ static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 		fail_msg("%s [%s]: exit %d, want %d; output:\n%s", drv, k->name, rc, k->rc, read_text(n));
 	}
 	want_log(libvirt, k->log, "migrate", k->name);
+	want_iqns(libvirt, k->name, "after migrate");
 	want_state(libvirt, "hostA", k->final_a, k->name);
 	want_state(libvirt, "hostB", k->final_b, k->name);
 	if (strcmp(read_text("lease"), k->lease[0] ? (snprintf(p, sizeof(p), "true %s", k->lease), p) : "") != 0)
 		fail_msg("%s [%s]: lease '%s', want 'true %s'", drv, k->name, read_text("lease"), k->lease);
-	if (!k->hook)
+	if (!k->hook && !k->recover_action)
 		return;
 
 	/* recover, in a clean environment (no injected faults) */
@@ -379,6 +479,7 @@ static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 	if (!strstr(out, want_action))
 		fail_msg("%s [%s]: recover did not decide '%s':\n%s", drv, k->name, k->recover_action, out);
 	want_log(libvirt, k->recover_log, "recover", k->name);
+	want_iqns(libvirt, k->name, "after recover");
 	/* after recover: exactly one host has the domain, running, and it
 	 * holds the lease */
 	const char *a = read_text("state-hostA");
