@@ -17,72 +17,16 @@
 # Env: BUILD, CC.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns_lib.sh"
 
-command -v ip >/dev/null || skip "ip (iproute2) not installed"
-command -v python3 >/dev/null || skip "python3 not installed"
-[ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
-[ -x "$RINGSTORD" ] || fail "build $RINGSTORD first"
+netns_init rsm
+netns_migrate
 
-NS_H1=rsm$$h1 NS_H2=rsm$$h2 NS_H3=rsm$$h3 NS_APP=rsm$$ap NS_APP2=rsm$$a2
-ip netns add "$NS_APP" 2>/dev/null || skip "ip netns add is not permitted here"
-DAEMON2_PID=""
-cleanup_ns() {
-	if [ -n "$DAEMON2_PID" ] && kill -0 "$DAEMON2_PID" 2>/dev/null; then
-		kill -TERM "$DAEMON2_PID" 2>/dev/null
-		for _ in $(seq 50); do kill -0 "$DAEMON2_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$DAEMON2_PID" 2>/dev/null
-	fi
-	cleanup
-	for ns in "$NS_H1" "$NS_H2" "$NS_H3" "$NS_APP" "$NS_APP2"; do
-		ip netns del "$ns" 2>/dev/null
-	done
-}
-trap cleanup_ns EXIT
-
-# ---- the companion: the build's binary if it is up to date, else build one here
-MIGRATE=$BUILD/ringstor-migrate
-if [ ! -x "$MIGRATE" ] || [ -n "$(find "$TOP/companion" -name '*.[ch]' -newer "$MIGRATE")" ]; then
-	CC=${CC:-cc}
-	MIGRATE=$T/ringstor-migrate
-	$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -I"$TOP" -o "$MIGRATE" "$TOP"/companion/*.c -liscsi -lnfs -lcrypto -lconfig \
-		$( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
-		|| fail "cannot build ringstor-migrate"
-fi
-
-# ---- the network
-NX() { ip netns exec "$@"; }
-for ns in "$NS_H1" "$NS_H2" "$NS_H3" "$NS_APP2"; do
-	ip netns add "$ns" || fail "ip netns add $ns"
-done
-for ns in "$NS_H1" "$NS_H2" "$NS_H3" "$NS_APP" "$NS_APP2"; do
-	NX "$ns" ip link set lo up
-done
-NX "$NS_APP" ip link add br0 type bridge || skip "cannot create a bridge here"
-NX "$NS_APP" ip addr add 10.78.0.10/24 dev br0
-NX "$NS_APP" ip link set br0 up
-i=0
-for ns in "$NS_H1" "$NS_H2"; do
-	i=$((i + 1))
-	ip link add "rsm$$s$i" type veth peer name "rsm$$p$i" || skip "cannot create a veth pair here"
-	ip link set "rsm$$s$i" netns "$ns"
-	ip link set "rsm$$p$i" netns "$NS_APP"
-	NX "$ns" ip link set "rsm$$s$i" name stor0
-	NX "$ns" ip addr add "10.78.0.$i/24" dev stor0
-	NX "$ns" ip link set stor0 up
-	NX "$NS_APP" ip link set "rsm$$p$i" master br0
-	NX "$NS_APP" ip link set "rsm$$p$i" up
-done
-# the hosts' own link (the VM network)
-ip link add "rsm$$x1" type veth peer name "rsm$$x2"
-ip link set "rsm$$x1" netns "$NS_H1"
-ip link set "rsm$$x2" netns "$NS_H2"
-NX "$NS_H1" ip link set "rsm$$x1" name vmnet0
-NX "$NS_H2" ip link set "rsm$$x2" name vmnet0
-NX "$NS_H1" ip addr add 10.77.0.1/24 dev vmnet0
-NX "$NS_H2" ip addr add 10.77.0.2/24 dev vmnet0
-NX "$NS_H1" ip link set vmnet0 up
-NX "$NS_H2" ip link set vmnet0 up
+# ---- the network: H1, H2 and APP as in netns_lib.sh, plus
 # H3 <-> APP2 (the impostor appliance at the same address)
+netns_hosts
+NS_H3=rsm$$h3 NS_APP2=rsm$$a2
+netns_add "$NS_H3" "$NS_APP2"
 ip link add "rsm$$s3" type veth peer name "rsm$$p3"
 ip link set "rsm$$s3" netns "$NS_H3"
 ip link set "rsm$$p3" netns "$NS_APP2"
@@ -94,7 +38,7 @@ NX "$NS_APP2" ip link set "rsm$$p3" up
 ok "namespaces: hosts $NS_H1 $NS_H2 $NS_H3, appliances $NS_APP $NS_APP2"
 
 # ---- the appliances: one target, LUN 1 and LUN 2 with different content
-mkdir -p "$T/state" "$T/state2" "$T/exp" "$T/a2"
+mkdir -p "$T/exp" "$T/a2"
 head -c $((32 << 20)) /dev/urandom >"$T/lun1.img"
 head -c $((32 << 20)) /dev/urandom >"$T/lun2.img"
 head -c $((32 << 20)) /dev/urandom >"$T/a2/lun1.img"
@@ -119,22 +63,11 @@ NFS=0
 NFS_ARGS=()
 [ $NFS -eq 1 ] && NFS_ARGS=(--nfs-export "$T/exp 10.78.0.0/24(rw,insecure,no_root_squash)" --nfs-bind 10.78.0.10
 	--nfs-port 2049 --mount-port 20048 --portmap-port 111 --portmap builtin)
-ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
-	--iscsi-portal 10.78.0.10:3260 "${NFS_ARGS[@]}" >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!
-ip netns exec "$NS_APP2" "$RINGSTORD" -f -c "$T/app2.conf" -C "$T/ctl2.sock" --state-dir "$T/state2" \
-	--iscsi-portal 10.78.0.10:3260 >"$T/daemon2.log" 2>&1 &
-DAEMON2_PID=$!
-wait_listen() { # NS PID
-	for _ in $(seq 100); do
-		kill -0 "$2" 2>/dev/null || { cat "$T/daemon.log" "$T/daemon2.log"; fail "ringstord exited at startup in $1"; }
-		NX "$1" bash -c 'exec 3<>/dev/tcp/10.78.0.10/3260' 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "ringstord in $1 did not start listening"
-}
-wait_listen "$NS_APP" "$DAEMON_PID"
-wait_listen "$NS_APP2" "$DAEMON2_PID"
+netns_appliance "$NS_APP" "$T/ctl.sock" "$T/state" "$T/daemon.log" 3260 -c "$T/app.conf" \
+	--iscsi-portal 10.78.0.10:3260 "${NFS_ARGS[@]}"
+netns_appliance "$NS_APP2" "$T/ctl2.sock" "$T/state2" "$T/daemon2.log" 3260 -c "$T/app2.conf" \
+	--iscsi-portal 10.78.0.10:3260
+DAEMON2_PID=$APPLIANCE_PID
 ok "appliances listening on 10.78.0.10:3260 (nfs: $NFS)"
 
 # ---- helpers

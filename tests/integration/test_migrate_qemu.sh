@@ -32,92 +32,17 @@
 # Env: BUILD, CC, RINGSTOR_TEST_ACCEL=tcg.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns_lib.sh"
 
-command -v ip >/dev/null || skip "ip (iproute2) not installed"
-command -v python3 >/dev/null || skip "python3 not installed"
-[ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
-[ -x "$RINGSTORD" ] || fail "build $RINGSTORD first"
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "qemu-system-x86_64 missing: trying apt-get install qemu-system-x86"
-	DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends qemu-system-x86 \
-		>"$T/apt.log" 2>&1
-	command -v qemu-system-x86_64 >/dev/null ||
-		skip "qemu-system-x86_64 is not installed and apt-get install qemu-system-x86 failed: $(tail -1 "$T/apt.log")"
-fi
-QEMU=$(command -v qemu-system-x86_64)
-
-NS_H1=rmq$$h1 NS_H2=rmq$$h2 NS_APP=rmq$$ap
-ip netns add "$NS_APP" 2>/dev/null || skip "ip netns add is not permitted here"
-cleanup_all() {
-	for p in "$T"/*.pid; do
-		[ -f "$p" ] || continue
-		pid=$(cat "$p" 2>/dev/null)
-		[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	cleanup
-	for ns in "$NS_H1" "$NS_H2" "$NS_APP"; do
-		ip netns del "$ns" 2>/dev/null
-	done
-}
-trap cleanup_all EXIT
-
-# ---- the companion: the build's binary if it is up to date, else build one here
-MIGRATE=$BUILD/ringstor-migrate
-if [ ! -x "$MIGRATE" ] || [ -n "$(find "$TOP/companion" -name '*.[ch]' -newer "$MIGRATE")" ]; then
-	CC=${CC:-cc}
-	MIGRATE=$T/ringstor-migrate
-	$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -I"$TOP" -o "$MIGRATE" "$TOP"/companion/*.c -liscsi -lnfs -lcrypto -lconfig \
-		$( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
-		|| fail "cannot build ringstor-migrate"
-fi
-
-# ---- KVM if it works here, else TCG
-# (RINGSTOR_TEST_ACCEL=tcg forces the fallback CI machines without /dev/kvm take)
-ACCEL=tcg
-if [ "${RINGSTOR_TEST_ACCEL:-}" != tcg ] && [ -w /dev/kvm ] && timeout 20 "$QEMU" -accel kvm -machine none -nodefaults -display none -S \
-	-daemonize -pidfile "$T/kvmprobe.pid" 2>/dev/null; then
-	ACCEL=kvm
-	kill -KILL "$(cat "$T/kvmprobe.pid")" 2>/dev/null
-fi
-rm -f "$T/kvmprobe.pid"
+netns_init rmq
+netns_qemu install
+netns_migrate
+netns_accel
 ok "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), accel $ACCEL, lease transferred at: ${TRANSFER_AT:-completed}"
-
-# ---- the network
-NX() { ip netns exec "$@"; }
-for ns in "$NS_H1" "$NS_H2"; do
-	ip netns add "$ns" || fail "ip netns add $ns"
-done
-for ns in "$NS_H1" "$NS_H2" "$NS_APP"; do
-	NX "$ns" ip link set lo up
-done
-NX "$NS_APP" ip link add br0 type bridge || skip "cannot create a bridge here"
-NX "$NS_APP" ip addr add 10.78.0.10/24 dev br0
-NX "$NS_APP" ip link set br0 up
-i=0
-for ns in "$NS_H1" "$NS_H2"; do
-	i=$((i + 1))
-	ip link add "rmq$$s$i" type veth peer name "rmq$$p$i" || skip "cannot create a veth pair here"
-	ip link set "rmq$$s$i" netns "$ns"
-	ip link set "rmq$$p$i" netns "$NS_APP"
-	NX "$ns" ip link set "rmq$$s$i" name stor0
-	NX "$ns" ip addr add "10.78.0.$i/24" dev stor0
-	NX "$ns" ip link set stor0 up
-	NX "$NS_APP" ip link set "rmq$$p$i" master br0
-	NX "$NS_APP" ip link set "rmq$$p$i" up
-done
-ip link add "rmq$$x1" type veth peer name "rmq$$x2"
-ip link set "rmq$$x1" netns "$NS_H1"
-ip link set "rmq$$x2" netns "$NS_H2"
-NX "$NS_H1" ip link set "rmq$$x1" name vmnet0
-NX "$NS_H2" ip link set "rmq$$x2" name vmnet0
-NX "$NS_H1" ip addr add 10.77.0.1/24 dev vmnet0
-NX "$NS_H2" ip addr add 10.77.0.2/24 dev vmnet0
-NX "$NS_H1" ip link set vmnet0 up
-NX "$NS_H2" ip link set vmnet0 up
-ADDR_H1=10.77.0.1 ADDR_H2=10.77.0.2
+netns_hosts
 
 # ---- the appliance
-mkdir -p "$T/state" "$T/j"
+mkdir -p "$T/j"
 cat >"$T/app.conf" <<CONF
 targets = ( {
     tid = 1;
@@ -126,14 +51,7 @@ targets = ( {
     initiator_address = [ "10.78.0.0/24" ];
 } );
 CONF
-ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
-	--iscsi-portal 10.78.0.10:3260 >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-	kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$T/daemon.log"; fail "ringstord exited at startup"; }
-	NX "$NS_APP" bash -c 'exec 3<>/dev/tcp/10.78.0.10/3260' 2>/dev/null && [ -S "$T/ctl.sock" ] && break
-	sleep 0.1
-done
+netns_appliance "$NS_APP" "$T/ctl.sock" "$T/state" "$T/daemon.log" 3260 -c "$T/app.conf" --iscsi-portal 10.78.0.10:3260
 URL="iscsi://10.78.0.10:3260/$IQN/1"
 ok "appliance listening on 10.78.0.10:3260"
 
@@ -185,29 +103,7 @@ EOF
 chmod +x "$T/adm"
 
 # ---- helpers
-cat >"$T/qmp.py" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError:
-    print("absent"); sys.exit(0)
-f = s.makefile("rw")
-def x(cmd):
-    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
-    while True:
-        line = f.readline()
-        if not line:
-            print("absent"); sys.exit(0)
-        r = json.loads(line)
-        if "return" in r or "error" in r:
-            return r
-json.loads(f.readline())
-x("qmp_capabilities")
-print(x(sys.argv[2] if len(sys.argv) > 2 else "query-status")["return"]["status"])
-EOF
-qstatus() { python3 "$T/qmp.py" "$1"; }
+netns_qmp_helper
 lease() { # prints "HELD HOLDER EPOCH"
 	$INNER_ADM --mode lease --op show --tid 1 --lun 1 --json 2>/dev/null | python3 -c '
 import json, sys
@@ -260,15 +156,6 @@ for want in sys.argv[2:]:
 PY
 }
 last_step() { steps "$1" | awk '{print $NF}'; }
-expect() { # expect WHAT GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
-# (a killed daemonized QEMU can linger as a zombie of whatever reaps orphans here)
-pid_alive() {
-	local p
-	p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && [ -r "/proc/$p/stat" ] &&
-		[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]
-}
 # write_as INITIATOR: 0 if a 4 KiB write at 1 MiB succeeds with that initiator name
 write_as() {
 	local ns=$1 init=$2

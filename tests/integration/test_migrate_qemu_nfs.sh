@@ -20,97 +20,26 @@
 # Env: BUILD, CC, RINGSTOR_TEST_ACCEL=tcg.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns_lib.sh"
 
-command -v ip >/dev/null || skip "ip (iproute2) not installed"
-command -v python3 >/dev/null || skip "python3 not installed"
+netns_init rmn
 command -v qemu-io >/dev/null || skip "qemu-io (qemu-utils) not installed"
-[ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
-[ -x "$RINGSTORD" ] || fail "build $RINGSTORD first"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (test_migrate_qemu.sh installs it)"
-QEMU=$(command -v qemu-system-x86_64)
+netns_qemu
 "$QEMU" -drive format=help 2>&1 | grep -qw nfs || skip "this QEMU has no nfs block driver"
-
-NS_H1=rmn$$h1 NS_H2=rmn$$h2 NS_APP=rmn$$ap
-ip netns add "$NS_APP" 2>/dev/null || skip "ip netns add is not permitted here"
-cleanup_all() {
-	for p in "$T"/*.pid "$T"/h1/*.pid "$T"/h2/*.pid; do
-		[ -f "$p" ] || continue
-		pid=$(cat "$p" 2>/dev/null)
-		[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	cleanup
-	for ns in "$NS_H1" "$NS_H2" "$NS_APP"; do
-		ip netns del "$ns" 2>/dev/null
-	done
-}
-trap cleanup_all EXIT
-
-MIGRATE=$BUILD/ringstor-migrate
-if [ ! -x "$MIGRATE" ] || [ -n "$(find "$TOP/companion" -name '*.[ch]' -newer "$MIGRATE")" ]; then
-	CC=${CC:-cc}
-	MIGRATE=$T/ringstor-migrate
-	$CC -std=gnu11 -O1 -g -D_GNU_SOURCE -I"$TOP" -o "$MIGRATE" "$TOP"/companion/*.c -liscsi -lnfs -lcrypto -lconfig \
-		$( [ "${BUILD##*/}" = build-san ] && echo -fsanitize=address,undefined ) \
-		|| fail "cannot build ringstor-migrate"
-fi
-
-ACCEL=tcg
-if [ "${RINGSTOR_TEST_ACCEL:-}" != tcg ] && [ -w /dev/kvm ] && timeout 20 "$QEMU" -accel kvm -machine none -nodefaults -display none -S \
-	-daemonize -pidfile "$T/kvmprobe.pid" 2>/dev/null; then
-	ACCEL=kvm
-	kill -KILL "$(cat "$T/kvmprobe.pid")" 2>/dev/null
-fi
-rm -f "$T/kvmprobe.pid"
+netns_migrate
+netns_accel
 ok "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), accel $ACCEL, disk on nfs://"
-
-# ---- the network (as in test_migrate_qemu.sh)
-NX() { ip netns exec "$@"; }
-for ns in "$NS_H1" "$NS_H2"; do
-	ip netns add "$ns" || fail "ip netns add $ns"
-done
-for ns in "$NS_H1" "$NS_H2" "$NS_APP"; do
-	NX "$ns" ip link set lo up
-done
-NX "$NS_APP" ip link add br0 type bridge || skip "cannot create a bridge here"
-NX "$NS_APP" ip addr add 10.78.0.10/24 dev br0
-NX "$NS_APP" ip link set br0 up
-i=0
-for ns in "$NS_H1" "$NS_H2"; do
-	i=$((i + 1))
-	ip link add "rmn$$s$i" type veth peer name "rmn$$p$i" || skip "cannot create a veth pair here"
-	ip link set "rmn$$s$i" netns "$ns"
-	ip link set "rmn$$p$i" netns "$NS_APP"
-	NX "$ns" ip link set "rmn$$s$i" name stor0
-	NX "$ns" ip addr add "10.78.0.$i/24" dev stor0
-	NX "$ns" ip link set stor0 up
-	NX "$NS_APP" ip link set "rmn$$p$i" master br0
-	NX "$NS_APP" ip link set "rmn$$p$i" up
-done
-ip link add "rmn$$x1" type veth peer name "rmn$$x2"
-ip link set "rmn$$x1" netns "$NS_H1"
-ip link set "rmn$$x2" netns "$NS_H2"
-NX "$NS_H1" ip link set "rmn$$x1" name vmnet0
-NX "$NS_H2" ip link set "rmn$$x2" name vmnet0
-NX "$NS_H1" ip addr add 10.77.0.1/24 dev vmnet0
-NX "$NS_H2" ip addr add 10.77.0.2/24 dev vmnet0
-NX "$NS_H1" ip link set vmnet0 up
-NX "$NS_H2" ip link set vmnet0 up
+netns_hosts
 
 # ---- the appliance: NFS gateway with its portmapper on 111 (QEMU's nfs
 # driver asks the portmapper; the namespace makes 111 ours)
 EXP=$T/export
-mkdir -p "$EXP" "$T/state" "$T/j" "$T/h1" "$T/h2"
+mkdir -p "$EXP" "$T/j" "$T/h1" "$T/h2"
 truncate -s 32M "$EXP/vm.img"
 : >"$T/app.conf"
-ip netns exec "$NS_APP" "$RINGSTORD" -f -c "$T/app.conf" -C "$T/ctl.sock" --state-dir "$T/state" \
+netns_appliance "$NS_APP" "$T/ctl.sock" "$T/state" "$T/daemon.log" 2049 -c "$T/app.conf" \
 	--iscsi-portal 10.78.0.10:3260 --nfs-listen 10.78.0.10:2049 --mount-port 20048 --portmap 10.78.0.10:111 \
-	--nfs-export "$EXP 10.78.0.0/24(rw,no_root_squash,sync,fsid=7)" >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-	kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$T/daemon.log"; fail "ringstord exited at startup"; }
-	NX "$NS_APP" bash -c 'exec 3<>/dev/tcp/10.78.0.10/2049' 2>/dev/null && [ -S "$T/ctl.sock" ] && break
-	sleep 0.1
-done
+	--nfs-export "$EXP 10.78.0.0/24(rw,no_root_squash,sync,fsid=7)"
 URL="nfs://10.78.0.10$EXP/vm.img"
 NX "$NS_H1" qemu-img info "$URL" >"$T/qi.out" 2>&1 || { cat "$T/qi.out"; fail "qemu-img info $URL from $NS_H1"; }
 ok "appliance: NFS export $EXP on 10.78.0.10 (portmapper on 111); qemu-img sees $URL"
@@ -147,35 +76,7 @@ vms = (
 );
 CONF
 
-cat >"$T/qmp.py" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError:
-    print("absent"); sys.exit(0)
-f = s.makefile("rw")
-def x(cmd):
-    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
-    while True:
-        line = f.readline()
-        if not line:
-            print("absent"); sys.exit(0)
-        r = json.loads(line)
-        if "return" in r or "error" in r:
-            return r
-json.loads(f.readline())
-x("qmp_capabilities")
-print(x("query-status")["return"]["status"])
-EOF
-qstatus() { python3 "$T/qmp.py" "$1"; }
-pid_alive() {
-	local p
-	p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && [ -r "/proc/$p/stat" ] &&
-		[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]
-}
-expect() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; }
+netns_qmp_helper
 # write_from NS: 0 if a 4 KiB write through nfs:// from that host succeeds
 write_from() {
 	NX "$1" qemu-io -f raw -c "write -P 0x5a 1M 4k" "$URL" >"$T/qemu-io.out" 2>&1 &&
