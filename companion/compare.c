@@ -215,12 +215,21 @@ static bool check_identity(struct check_list *l, const char *nm, const struct pr
 	return true;
 }
 
-/* Fingerprint verdict.  src2 (optional) is the source probed again after
- * the destination: a sample that differs between src and src2 is being
- * written by the VM, so a difference there says nothing about the storage;
- * a sample that is stable on the source but differs on the destination does. */
+/* Fingerprint verdict.  When the fingerprints differ and both disks have
+ * the same identity, preflight probes again, one host after the other:
+ * a2 is the source's second probe and b2 the destination's second one,
+ * taken after the source's first (a) and before a2.  A sample equal in a
+ * and a2 did not change during that whole interval (the storage is
+ * shared, a write in between would show), so b2 must read it the same: a
+ * difference there is real.  A sample that differs between a and a2 is
+ * being written by the VM and says nothing about the storage.  The first
+ * destination probe (b) ran at the same time as a, so it may have read a
+ * sample before or after the source did: it is not compared sample by
+ * sample with a stable source (that was a false FAIL with a VM that wrote
+ * once between the two reads).  b2 NULL: b is taken as the destination
+ * read between a and a2 (callers that probed in that order). */
 static void check_fingerprint(struct check_list *l, const char *nm, bool same_identity, const struct probe_disk *a,
-			      const struct probe_disk *b, const struct probe_disk *a2)
+			      const struct probe_disk *b, const struct probe_disk *a2, const struct probe_disk *b2)
 {
 	if (!a->fp.valid || !b->fp.valid) {
 		check_add(l, CHECK_FAIL, nm, "%s: no fingerprint from the %s", a->spec, !a->fp.valid ? "source" : "destination");
@@ -240,17 +249,30 @@ static void check_fingerprint(struct check_list *l, const char *nm, bool same_id
 	unsigned n = a->fp.sp.n, changing = 0, stable_diff = 0;
 	uint64_t first_stable = 0;
 	bool have2 = same_identity && a2 && a2->fp.valid && fingerprint_diff(&a->fp, &a2->fp, NULL) != UINT_MAX;
+	/* the destination read bracketed by the source's two */
+	const struct probe_disk *bm = b;
+	bool dst_again = have2 && b2 && b2->fp.valid && fingerprint_diff(&a->fp, &b2->fp, NULL) != UINT_MAX;
+	if (dst_again)
+		bm = b2;
 	if (have2) {
 		for (unsigned i = 0; i < n; i++) {
 			if (strcmp(a->fp.sample[i], a2->fp.sample[i]) != 0) {
 				changing++;
-			} else if (strcmp(a->fp.sample[i], b->fp.sample[i]) != 0) {
+			} else if (strcmp(a->fp.sample[i], bm->fp.sample[i]) != 0) {
 				if (!stable_diff++)
 					first_stable = a->fp.sp.off[i];
 			}
 		}
 	}
-	if (have2 && stable_diff == 0 && changing > 0 && changing < n) {
+	if (have2 && stable_diff == 0 && changing == 0) {
+		/* Nothing changed on the source across the second probes and
+		 * the destination read the same: the first difference was a
+		 * write that fell between the first two (concurrent) probes. */
+		check_add(l, CHECK_PASS, nm, "%s: same content in all %u samples when probed again, one host after the "
+			  "other (the VM wrote during the first probes)", a->spec, n);
+		return;
+	}
+	if (have2 && stable_diff == 0 && changing < n) {
 		check_add(l, CHECK_WARN, nm, "%s: %u of %u samples changed on the source between two probes (the VM is "
 			  "writing); the destination matches the source in every stable sample", a->spec, changing, n);
 		return;
@@ -262,11 +284,14 @@ static void check_fingerprint(struct check_list *l, const char *nm, bool same_id
 	else
 		check_add(l, CHECK_FAIL, nm, "%s: content differs in %u of %u samples (first at offset %" PRIu64 "): "
 			  "source sha256 %.16s..., destination %.16s...%s", a->spec, nd, n, first, a->fp.sha256,
-			  b->fp.sha256, same_identity && !have2 ? " (if the VM is writing, pause it and re-run)" : "");
+			  b->fp.sha256, same_identity && !have2 ? " (if the VM is writing, pause it and re-run)" :
+			  have2 ? " (every sample changed on the source between two probes: nothing to compare; pause "
+				  "the VM and re-run)" : "");
 }
 
 static void check_disk(struct check_list *l, size_t i, const struct probe_host *src, const struct probe_host *dst,
-		       const struct probe_disk *a, const struct probe_disk *b, const struct probe_disk *a2)
+		       const struct probe_disk *a, const struct probe_disk *b, const struct probe_disk *a2,
+		       const struct probe_disk *b2)
 {
 	char nm[64];
 	name_idx(nm, sizeof(nm), "path", i);
@@ -306,7 +331,7 @@ static void check_disk(struct check_list *l, size_t i, const struct probe_host *
 		check_add(l, CHECK_PASS, nm, "%s: %" PRIu64 " bytes on both", a->spec, a->size);
 
 	name_idx(nm, sizeof(nm), "fingerprint", i);
-	check_fingerprint(l, nm, same, a, b, a2);
+	check_fingerprint(l, nm, same, a, b, a2, b2);
 }
 
 /* Disk i of a probe: by position when the spec matches or the host was
@@ -356,7 +381,7 @@ static void list_missing(struct strbuf *sb, char *const *want, size_t nw, char *
 }
 
 void compare_probes(const struct probe_host *src, const struct probe_host *dst, const struct vm_spec *vm,
-		    const struct probe_host *src_again, struct check_list *l)
+		    const struct probe_host *dst_again, const struct probe_host *src_again, struct check_list *l)
 {
 	bool by_pos = src->ndisks == dst->ndisks;
 	/* ---- disks */
@@ -368,7 +393,8 @@ void compare_probes(const struct probe_host *src, const struct probe_host *dst, 
 	for (size_t i = 0; i < src->ndisks; i++) {
 		const struct probe_disk *a = &src->disks[i];
 		check_disk(l, i, src, dst, a, pair_disk(dst, a->spec, i, by_pos),
-			   pair_disk(src_again, a->spec, i, src_again && src_again->ndisks == src->ndisks));
+			   pair_disk(src_again, a->spec, i, src_again && src_again->ndisks == src->ndisks),
+			   pair_disk(dst_again, a->spec, i, dst_again && dst_again->ndisks == src->ndisks));
 	}
 
 	/* ---- CPU */

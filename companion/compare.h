@@ -27,15 +27,19 @@ struct check_list {
  * Disks are paired by position (the destination may reach disk i by another
  * path: that is a path FAIL, but identity and content are still compared).
  * vm may be NULL (no domain XML / command line: bridges and memory unknown).
- * src_again may be NULL, or a second probe of the source taken after the
- * destination's: samples that changed on the source between its two probes
- * are being written by the running VM and are not held against the
- * destination (see compare_needs_second_source_probe). */
+ * src_again and dst_again may be NULL: when the first fingerprints differ
+ * (compare_needs_second_source_probe), preflight probes the destination
+ * again (dst_again) and then the source (src_again), one after the other.
+ * A sample equal in src and src_again was stable while dst_again read it,
+ * so a difference there is real; samples that changed on the source are
+ * being written by the running VM and are not held against the
+ * destination.  dst_again NULL: dst is taken as read between src and
+ * src_again. */
 void compare_probes(const struct probe_host *src, const struct probe_host *dst, const struct vm_spec *vm,
-		    const struct probe_host *src_again, struct check_list *out);
+		    const struct probe_host *dst_again, const struct probe_host *src_again, struct check_list *out);
 /* True if some disk has the same identity on both hosts but different
- * content: worth probing the source again to tell a writing VM from a
- * different image. */
+ * content: worth probing the destination and then the source again to tell
+ * a writing VM from a different image. */
 bool compare_needs_second_source_probe(const struct probe_host *src, const struct probe_host *dst);
 
 void check_add(struct check_list *l, enum check_status st, const char *name, const char *fmt, ...)

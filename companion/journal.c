@@ -319,6 +319,10 @@ int journal_replay(const char *text, size_t len, struct journal_state *st, char 
 			st->switchover = true;
 		} else if (strcmp(step, "completed") == 0) {
 			st->completed = true;
+		} else if (strcmp(step, "dest-cont-sent") == 0) {
+			st->dest_cont_sent = true;
+		} else if (strcmp(step, "dest-unused") == 0) {
+			st->dest_unused = true;
 		} else if (strcmp(step, "dest-running") == 0) {
 			st->dest_running = true;
 		} else if (strcmp(step, "source-stopped") == 0) {
@@ -371,10 +375,14 @@ enum recover_action journal_decide(const struct journal_state *st, const char **
 		*why = "the migration was aborted before anything changed";
 		return RECOVER_NOTHING;
 	}
-	if (st->dest_running) {
-		/* The destination runs and holds the lease: only stopping the
-		 * source is left (it is paused and fenced anyway). */
-		*why = "the destination was resumed: stop the source";
+	if ((st->dest_running || st->dest_cont_sent) && !(st->rollback && st->dest_unused)) {
+		/* The destination was told to run: its guest may have written
+		 * to the disk since, which the source's RAM does not know, so
+		 * the only way is forward (a destination that is gone is not
+		 * undone: recover stops there, exit 3).  Unless a rollback had
+		 * found it provably unused (dest-unused): that goes on below. */
+		*why = st->dest_running ? "the destination was resumed: stop the source"
+					: "cont was sent to the destination (it may have run): resume it, stop the source";
 		return RECOVER_FINISH;
 	}
 	if (st->rollback) {

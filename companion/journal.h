@@ -10,13 +10,20 @@
  *   dest-command{argv}, preflight{exit}, lease-held{i,epoch}, source-checked{running},
  *   dest-started, dest-listening, migrating, [completed,] transfer-point{source_state},
  *   transfer-begin{i,epoch}, lease-transferred{i,epoch}, [switchover, completed,]
- *   dest-running{paused_ms}, source-stopped, done
+ *   dest-cont-sent[{cmd}], dest-running{paused_ms}, source-stopped, done
  * (completed comes before the transfer with --transfer-at completed, after
  * it, following switchover = migrate-continue, with pre-switchover)
  *
- * and on the way back: rollback{reason}, dest-stopped,
+ * and on the way back: [dest-unused{state}], rollback{reason}, dest-stopped,
  * lease-returned{i,epoch}, source-resumed, rolled-back; aborted (nothing
- * was changed); recover{action}.
+ * was changed); in-doubt{reason} (the go had been sent to the destination
+ * and it may have written: nothing undone, exit 3); recover{action}.
+ *
+ * dest-cont-sent is written before the destination is told to run (QMP
+ * cont, virsh resume, xl unpause): from then on its guest may have run and
+ * written to the disk, so the source's RAM is older than the disk and the
+ * source must never be resumed, unless dest-unused says the destination
+ * was found not running with no write done.
  *
  * A torn last line (crash in the middle of a write) is ignored: the step it
  * announced did not start, since every record is durable before its step.
@@ -67,6 +74,7 @@ struct journal_state {
 	uint64_t returned_epoch[JOURNAL_MAX_LEASES];
 	bool source_checked, source_running;     /* source-checked{running} */
 	bool dest_started, migrating, transfer_point, switchover, completed;
+	bool dest_cont_sent, dest_unused;        /* dest-cont-sent, dest-unused */
 	bool dest_running, source_stopped, done;
 	bool rollback, dest_stopped, source_resumed, rolled_back, aborted;
 	bool torn_tail;                  /* the last line was incomplete */
@@ -83,7 +91,9 @@ enum recover_action {
 	RECOVER_UNDO_RETURN,    /* a rollback after the transfer: stop the destination,
 				   hand the lease back, resume the source */
 	RECOVER_FINISH,         /* the lease is with the destination: complete the
-				   switchover, resume the destination, stop the source */
+				   switchover, resume the destination, stop the source;
+				   once the go was sent (dest-cont-sent, dest-running), a
+				   destination that is gone is not undone (exit 3) */
 	RECOVER_ASK_APPLIANCE,  /* crashed during a transfer: the appliance's lease
 				   state says whether it happened */
 };

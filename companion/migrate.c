@@ -18,11 +18,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QMP_TIMEOUT_MS   10000
+/* How long a QMP command may take.  The tests shorten it (a lost answer
+ * is one of the cases): RINGSTOR_MIGRATE_TEST_QMP_TIMEOUT_MS. */
+#define QMP_TIMEOUT_MS   qmp_timeout_ms()
 #define ADM_TIMEOUT_S    30
 #define MAX_LEASES       JOURNAL_MAX_LEASES
 
 /* ------------------------------------------------------------ helpers */
+
+static int qmp_timeout_ms(void)
+{
+	const char *e = getenv("RINGSTOR_MIGRATE_TEST_QMP_TIMEOUT_MS");
+	int v = e ? atoi(e) : 0;
+	return v >= 100 && v <= 600000 ? v : 10000;
+}
+
+/* How long to keep trying to reach a QMP socket that is not there. */
+static int qmp_connect_ms(void)
+{
+	int t = qmp_timeout_ms();
+	return t < 5000 ? t : 5000;
+}
 
 static char **strv_end(char **v, size_t n)
 {
@@ -367,6 +383,13 @@ struct mctx {
 	uint64_t new_epoch[MAX_LEASES];
 	bool source_was_running;
 	bool dest_started;
+	/* The go was sent to the destination (QMP cont, virsh resume, xl
+	 * unpause; journaled as dest-cont-sent first): from then on the guest
+	 * may have run there and written to its disk, so the source (whose RAM
+	 * is older than the disk then) must never resume unless the
+	 * destination is proven never to have written (dest_unused). */
+	bool cont_sent;
+	bool dest_unused;                 /* QEMU: reachable, not running, 0 writes (query-blockstats) */
 	bool at_completion;               /* --transfer-at completed */
 	bool completed_recorded;
 	uint64_t qemu_downtime_ms;        /* QEMU's own, reported at completion */
@@ -618,7 +641,7 @@ static struct qmp *src_q(struct mctx *c)
 {
 	if (!c->src_open && !c->src_tried) {
 		c->src_tried = true;
-		if (qmp_connect(c, &c->src, c->source, c->qmp_source, 5000) == 0)
+		if (qmp_connect(c, &c->src, c->source, c->qmp_source, qmp_connect_ms()) == 0)
 			c->src_open = true;
 		else
 			complain(c, "source QMP %s on %s: %s", c->qmp_source, c->source, c->src.err);
@@ -630,7 +653,7 @@ static struct qmp *dst_q(struct mctx *c)
 {
 	if (!c->dst_open && !c->dst_tried) {
 		c->dst_tried = true;
-		if (qmp_connect(c, &c->dst, c->dest, c->qmp_dest, 5000) == 0)
+		if (qmp_connect(c, &c->dst, c->dest, c->qmp_dest, qmp_connect_ms()) == 0)
 			c->dst_open = true;
 		else
 			complain(c, "destination QMP %s on %s: %s", c->qmp_dest, c->dest, c->dst.err);
@@ -793,11 +816,163 @@ static int return_leases(struct mctx *c)
 static int virt_rollback_before(struct mctx *c, const char *reason);
 static int virt_rollback_after(struct mctx *c, const char *reason);
 
+/* The sum of the write operations (writes, discards, failed ones too) QEMU
+ * counted on every drive (query-blockstats, top level: the guest's own
+ * requests; migration does not write through them).  0, or -1 (why). */
+static int dest_writes(struct qmp *q, uint64_t *n, char *why, size_t whylen)
+{
+	struct json_value *r = NULL;
+	if (qmp_execute(q, "query-blockstats", NULL, &r, QMP_TIMEOUT_MS) != 0) {
+		snprintf(why, whylen, "query-blockstats: %s", q->err);
+		return -1;
+	}
+	const struct json_value *a = qmp_ret(r);
+	int rc = 0;
+	*n = 0;
+	if (!a || a->type != JSON_ARRAY) {
+		snprintf(why, whylen, "query-blockstats: not a list");
+		rc = -1;
+	}
+	static const char *const keys[] = { "wr_operations", "failed_wr_operations", "unmap_operations",
+					     "failed_unmap_operations", "zone_append_operations" };
+	for (size_t i = 0; rc == 0 && i < json_len(a); i++) {
+		const struct json_value *st = json_get(json_at(a, i), "stats");
+		uint64_t v = 0;
+		if (!json_u64(json_get(st, "wr_operations"), &v)) {
+			snprintf(why, whylen, "query-blockstats: drive %zu has no wr_operations", i);
+			rc = -1;
+			break;
+		}
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (json_u64(json_get(st, keys[k]), &v))
+				*n += v;
+	}
+	json_free(r);
+	return rc;
+}
+
+enum dest_fate {
+	DEST_RUNS,         /* it runs: the go worked */
+	DEST_NEVER_WROTE,  /* reachable, not running, no write counted: the source may resume */
+	DEST_IN_DOUBT,     /* unreachable, no answer, or it wrote: the source must not resume */
+};
+
+/* The go (cont) was sent to the destination QEMU and its outcome is not
+ * known (error, timeout, the status query failed or says it does not
+ * run): ask again, on a new QMP connection (the old one may be what
+ * broke).  ds: its state; seen: what was found, for the operator. */
+static enum dest_fate dest_fate_qemu(struct mctx *c, char *ds, size_t dslen, char *seen, size_t seenlen)
+{
+	/* A connection that broke is opened again; one that could not be
+	 * made (dst_q tried for a while) is not tried twice. */
+	if (c->dst_open) {
+		qmp_close(&c->dst);
+		c->dst_open = false;
+		c->dst_tried = false;
+	}
+	snprintf(ds, dslen, "unreachable");
+	struct qmp *d = dst_q(c);
+	if (!d) {
+		snprintf(seen, seenlen, "its QMP socket cannot be reached: %s", c->dst.err);
+		return DEST_IN_DOUBT;
+	}
+	if (qmp_status(d, ds, dslen, QMP_TIMEOUT_MS) != 0) {
+		snprintf(seen, seenlen, "query-status: %s", d->err);
+		snprintf(ds, dslen, "unknown");
+		return DEST_IN_DOUBT;
+	}
+	if (strcmp(ds, "running") == 0) {
+		snprintf(seen, seenlen, "it runs");
+		return DEST_RUNS;
+	}
+	uint64_t wr = 0;
+	char why[600];
+	if (dest_writes(d, &wr, why, sizeof(why)) < 0) {
+		snprintf(seen, seenlen, "it is %s, and whether it wrote is unknown (%.400s)", ds, why);
+		return DEST_IN_DOUBT;
+	}
+	if (wr) {
+		snprintf(seen, seenlen, "it is %s and has written to its disks (%" PRIu64 " write operations)", ds, wr);
+		return DEST_IN_DOUBT;
+	}
+	snprintf(seen, seenlen, "it is %s and has written nothing (query-blockstats: 0 write operations)", ds);
+	return DEST_NEVER_WROTE;
+}
+
+static const char *go_word(const struct mctx *c)
+{
+	return !c->virt ? "cont" : c->libvirt ? "virsh resume" : "xl unpause";
+}
+
+/* The go was sent to the destination and it may have run the guest, which
+ * then wrote to the disk: the source's RAM is older than the disk, and a
+ * source resumed now would execute those writes a second time (a real
+ * guest corrupts its file system).  A crashed VM can be booted again; a
+ * source resumed on top of the destination's writes cannot be repaired.
+ * So touch nothing: the source stays paused (fenced: the lease is the
+ * destination's), the lease stays with the destination.  Exit 3. */
+static int stuck_after_go(struct mctx *c, const char *reason, const char *ds, const char *seen)
+{
+	struct strbuf m = {0};
+	jm_str(&m, "reason", reason);
+	jm_str(&m, "dest_state", ds);
+	rec(c, "in-doubt", m.buf);
+	sb_free(&m);
+	complain(c, "NOT ROLLING BACK: %s. '%s' had been sent to the destination %s, so the VM may have run "
+		 "there and written to its disk; asked again, %s. Resuming the source would replay those writes "
+		 "from older memory and corrupt the disk, so nothing was changed: the source on %s stays paused "
+		 "(it cannot write, the lease is not its own), the lease stays with the destination (%s). What to "
+		 "do: if the VM still runs, or is paused, on %s, that is the VM: resume it there if paused, then "
+		 "run: ringstor-migrate recover --journal %s (it stops the source). If it is gone there, the VM "
+		 "has crashed: stop the source's copy (never resume it: its memory is stale) and boot the VM "
+		 "again from its disk on %s, which holds the lease (or move the lease first with ringstoradm "
+		 "--mode lease --op transfer); its disk has everything it wrote.",
+		 reason, go_word(c), c->dest, seen, c->source, c->dest_holder, c->dest, c->j.path, c->dest);
+	return 3;
+}
+
+/* Before undoing anything once the go was sent: 0 if the destination
+ * provably never wrote (QEMU: reachable, not running, no write counted;
+ * journaled as dest-unused), else stuck_after_go's 3.  libvirt/Xen: their
+ * tools do not say whether the guest ran (a resume whose answer was lost
+ * may have worked): never undo.  *ran is set when it runs after all. */
+static int safe_to_undo(struct mctx *c, const char *reason, bool *ran)
+{
+	if (ran)
+		*ran = false;
+	if (!c->cont_sent || c->dest_unused)
+		return 0;
+	char ds[64], seen[700];
+	if (c->virt) {
+		snprintf(ds, sizeof(ds), "unknown");
+		snprintf(seen, sizeof(seen), "the domain there does not run, and %s cannot tell whether it ran "
+			 "in between", c->libvirt ? "libvirt" : "xl");
+		return stuck_after_go(c, reason, ds, seen);
+	}
+	enum dest_fate f = dest_fate_qemu(c, ds, sizeof(ds), seen, sizeof(seen));
+	if (f == DEST_RUNS && ran) {
+		*ran = true;
+		return 0;
+	}
+	if (f != DEST_NEVER_WROTE)
+		return stuck_after_go(c, reason, ds, seen);
+	c->dest_unused = true;
+	struct strbuf m = {0};
+	jm_str(&m, "state", ds);
+	jm_u64(&m, "writes", 0);
+	rec(c, "dest-unused", m.buf);
+	sb_free(&m);
+	say(c, "the destination never wrote (%s): the source can resume", seen);
+	return 0;
+}
+
 /* Before any lease moved: stop the destination, resume the source. */
 static int rollback_before(struct mctx *c, const char *reason)
 {
 	if (c->virt)
 		return virt_rollback_before(c, reason);
+	if (safe_to_undo(c, reason, NULL))
+		return 3;
 	say(c, "rolling back: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	if (c->dest_started)
@@ -818,6 +993,8 @@ static int rollback_after(struct mctx *c, const char *reason)
 {
 	if (c->virt)
 		return virt_rollback_after(c, reason);
+	if (safe_to_undo(c, reason, NULL))
+		return 3;
 	say(c, "rolling back after the lease transfer: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	stop_dest(c);
@@ -960,11 +1137,31 @@ static int finish(struct mctx *c)
 		if (!c->source_was_running) {
 			/* The VM was paused on the source: it stays paused. */
 			say(c, "the VM was paused on the source; it stays paused on the destination");
-		} else if (qmp_execute(d, "cont", NULL, NULL, QMP_TIMEOUT_MS) != 0 ||
-			   qmp_status(d, ds, sizeof(ds), QMP_TIMEOUT_MS) != 0 || strcmp(ds, "running") != 0) {
-			char reason[700];
-			snprintf(reason, sizeof(reason), "cont on the destination: %s", d->err);
-			return rollback_after(c, reason);
+		} else {
+			/* The destination was started with -S: until cont it
+			 * has run nothing and written nothing, and undoing is
+			 * safe.  From cont on it may run (even if the answer
+			 * is lost): journal that first, and undo only if it
+			 * provably never wrote (safe_to_undo). */
+			if (rec(c, "dest-cont-sent", NULL) < 0)
+				return rollback_after(c, "cannot journal the cont of the destination");
+			c->cont_sent = true;
+			char reason[700] = "";
+			if (qmp_execute(d, "cont", NULL, NULL, QMP_TIMEOUT_MS) != 0)
+				snprintf(reason, sizeof(reason), "cont on the destination: %s", d->err);
+			else if (qmp_status(d, ds, sizeof(ds), QMP_TIMEOUT_MS) != 0)
+				snprintf(reason, sizeof(reason), "query-status on the destination after cont: %s", d->err);
+			else if (strcmp(ds, "running") != 0)
+				snprintf(reason, sizeof(reason), "the destination is %s after cont", ds);
+			if (*reason) {
+				bool ran = false;
+				if (safe_to_undo(c, reason, &ran))
+					return 3;
+				if (!ran)
+					return rollback_after(c, reason);
+				snprintf(ds, sizeof(ds), "running");
+				complain(c, "warning: %s; asked again, the destination runs: going on", reason);
+			}
 		}
 	}
 	{
@@ -1466,6 +1663,8 @@ static int virt_undo(struct mctx *c)
 
 static int virt_rollback_before(struct mctx *c, const char *reason)
 {
+	if (safe_to_undo(c, reason, NULL))
+		return 3;
 	say(c, "rolling back: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	return virt_undo(c);
@@ -1475,6 +1674,10 @@ static int virt_rollback_before(struct mctx *c, const char *reason)
  * gone), so the lease can go back before the domain does. */
 static int virt_rollback_after(struct mctx *c, const char *reason)
 {
+	/* Once resume/unpause was sent the domain may have run there and
+	 * written: never hand the lease back, never resume the source. */
+	if (safe_to_undo(c, reason, NULL))
+		return 3;
 	say(c, "rolling back after the lease transfer: %s", reason);
 	rec_str(c, "rollback", "reason", reason);
 	char ds[128];
@@ -1498,6 +1701,11 @@ static int virt_finish(struct mctx *c)
 	char ds[128], why[1024];
 	enum vstate d = virt_state(c, c->dest, ds, sizeof(ds));
 	if (d == VS_PAUSED && c->source_was_running) {
+		/* From here on the domain may run on the destination, even if
+		 * the answer is lost (see cont_sent). */
+		if (rec_str(c, "dest-cont-sent", "cmd", go_word(c)) < 0)
+			return virt_rollback_after(c, "cannot journal the resume of the destination");
+		c->cont_sent = true;
 		if (virt_run(c, c->dest, V_RESUME, ADM_TIMEOUT_S, NULL, why, sizeof(why)) != 0)
 			complain(c, "resume on %s: %s", c->dest, why);
 		d = virt_state(c, c->dest, ds, sizeof(ds));
@@ -2259,6 +2467,10 @@ int recover_run(const char *journal, const char *self_exe, bool dry_run, FILE *o
 	/* Was the VM running on the source?  (source-checked; unknown: yes) */
 	c.source_was_running = js.source_checked ? js.source_running : true;
 	c.dest_started = js.dest_started;
+	/* The go was sent (or the destination was seen running): from here on
+	 * "destination gone" is not a reason to undo (safe_to_undo). */
+	c.cont_sent = js.dest_cont_sent || (js.dest_running && c.source_was_running);
+	c.dest_unused = js.dest_unused;
 	if (journal_open(&c.j, path, why, sizeof(why)) < 0) {
 		complain(&c, "%s", why);
 		rc = 2;

@@ -85,8 +85,10 @@ struct migrate_opts {
 
 /* Runs the migration; returns the exit code: 0 migrated; 1 not migrated
  * (preflight failed, or rolled back: the source runs and holds the lease);
- * 2 usage; 3 the rollback itself failed: run `recover` (the message says
- * what state things are in). */
+ * 2 usage; 3 the rollback itself failed, or was refused because cont
+ * (resume, unpause) had been sent to the destination and it may have run
+ * and written (the source stays paused, the lease with the destination):
+ * run `recover` (the message says what state things are in). */
 int migrate_run(const struct migrate_opts *o, FILE *out, FILE *err);
 
 /* Finishes or undoes the handover recorded in a journal (a file, or the

@@ -217,7 +217,9 @@ int preflight_run(const struct preflight_opts *o, FILE *out, FILE *errf)
 	const char *hosts[2] = { o->source, o->dest };
 	const char *role[2] = { "source", "destination" };
 	const bool is_dest[2] = { false, true };
-	struct probe_host ph[3];
+	/* ph: source, destination (at once), then if needed the destination
+	 * again and the source again, one after the other */
+	struct probe_host ph[4];
 	memset(ph, 0, sizeof(ph));
 	/* Both probes run at once so the two fingerprints are taken as close
 	 * together in time as possible. */
@@ -226,13 +228,23 @@ int preflight_run(const struct preflight_opts *o, FILE *out, FILE *errf)
 		goto out;
 	bool again = compare_needs_second_source_probe(&ph[0], &ph[1]);
 	if (again) {
-		const char *role2[1] = { "source (second probe)" };
-		rc = run_probes(o, 1, hosts, is_dest, role2, &ph[2], errf);
+		/* The first destination probe ran alongside the source's, so a
+		 * VM write can fall between the two reads of one sample: probe
+		 * the destination again, then the source, in turn.  A sample
+		 * the source read the same before and after the destination's
+		 * second read did not change in between (compare.h). */
+		const char *h2[1] = { o->dest }, *h3[1] = { o->source };
+		const bool d2[1] = { true }, d3[1] = { false };
+		const char *r2[1] = { "destination (second probe)" }, *r3[1] = { "source (second probe)" };
+		rc = run_probes(o, 1, h2, d2, r2, &ph[2], errf);
+		if (rc)
+			goto out;
+		rc = run_probes(o, 1, h3, d3, r3, &ph[3], errf);
 		if (rc)
 			goto out;
 	}
 	struct check_list cl = {0};
-	compare_probes(&ph[0], &ph[1], o->vm, again ? &ph[2] : NULL, &cl);
+	compare_probes(&ph[0], &ph[1], o->vm, again ? &ph[2] : NULL, again ? &ph[3] : NULL, &cl);
 	if (o->lease_reason) {
 		for (size_t i = 0; i < cl.n; i++) {
 			if (strcmp(cl.v[i].name, "lease") != 0)
@@ -255,7 +267,7 @@ int preflight_run(const struct preflight_opts *o, FILE *out, FILE *errf)
 			rc ? "FAILED (do not migrate)" : "passed");
 	check_list_free(&cl);
 out:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		probe_host_free(&ph[i]);
 	return rc;
 }

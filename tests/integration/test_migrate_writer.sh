@@ -20,8 +20,22 @@
 #   m4 h1 -> h2 (pre-switchover), the companion killed right after the lease
 #      moved; `recover` finishes the migration and it goes on writing on h2
 # each time with records completed during the migration and the guest's
-# status still "writing"; then the key; the guest's last completed n is read
-# from its RAM, the disk read back through the appliance (qemu-img dd from
+# status still "writing"; then the key (the guest's last completed n is read
+# from its RAM).  For the last kind instead, two handovers where the
+# destination has run and written when something fails, so that a source
+# resumed then would execute those writes a second time (the guest notices:
+# status 5 or 6) -- the rule is: once cont was sent to the destination the
+# source is never resumed unless the destination provably never wrote:
+#   m5 h2 -> h1, the connection to h1's QEMU drops right after the
+#      companion's cont reached it (remote_cmd is a wrapper whose qmp-relay
+#      to the armed socket forwards cont, loses every answer from then on and
+#      hangs up a second later): asked again, h1 runs: migrated, exit 0
+#   m6 h1 -> h2, the companion and h2's QEMU killed after the journal's
+#      dest-running, once h2's guest has written; `recover` finds the destination gone: nothing
+#      undone (exit 3), h1 stays paused, the lease stays with h2; "the
+#      operator" stops h1's stale copy; the last n is the disk's super sector
+#      (beyond what h1's RAM knows: h2 did write)
+# Then the disk, read back through the appliance (qemu-img dd from
 # the iscsi:// or nfs:// URL) and checked sector by sector: the log holds
 # records 1..last (nothing lost, torn or misplaced), the super sector holds
 # last (no old write replayed over a newer one), the boot sector is intact
@@ -32,8 +46,7 @@
 # disk must stop at once, having found record 1 already there.
 # Env: BUILD, CC, RINGSTOR_TEST_ACCEL=tcg; for soak runs WRITER_ROUNDS=N (N - 1
 # more migrations there and back after m4) and WRITER_WPT=N (the guest's pace,
-# records per PIT period; 0 = as fast as the disk answers); WRITER_SPLIT=cont
-# or recover runs a reproducer (split_case) after m1 instead of the rest.
+# records per PIT period; 0 = as fast as the disk answers).
 # Exit 0 pass, 1 fail, 77 skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -113,18 +126,18 @@ for kind in $KINDS; do
 done
 ok "appliance: $URL_iscsi and $URL_nfs, leases readable"
 
-REMOTE_CMD=$MIGRATE
-if [ "${WRITER_SPLIT:-}" = cont ]; then # see split_case
-	REMOTE_CMD=$T/remote-cmd
-	cat >"$REMOTE_CMD" <<EOF
+# remote_cmd: ringstor-migrate, except for a qmp-relay to the socket named in
+# $T/drop-after-cont (m5): that one loses the answer to cont (see above)
+REMOTE_CMD=$T/remote-cmd
+cat >"$REMOTE_CMD" <<EOF
 #!/bin/bash
 if [ "\$1" = qmp-relay ] && [ "\$2" = "\$(cat $T/drop-after-cont 2>/dev/null)" ]; then
 	exec python3 $T/relay-filter.py "$MIGRATE" "\$@"
 fi
 exec "$MIGRATE" "\$@"
 EOF
-	chmod +x "$REMOTE_CMD"
-	cat >"$T/relay-filter.py" <<'EOF'
+chmod +x "$REMOTE_CMD"
+cat >"$T/relay-filter.py" <<'EOF'
 import os, subprocess, sys, threading, time
 p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 cut = threading.Event()
@@ -144,7 +157,6 @@ for line in p.stdout:
         sys.stdout.buffer.flush()
 os._exit(0)
 EOF
-fi
 PORT_N=$((49200 + $$ % 1000))
 cat >"$T/migrate.conf" <<CONF
 appliance = "$NS_APP";
@@ -225,14 +237,17 @@ mig() { # NAME SRC DST TRANSFER_AT [hook]
 }
 
 cat >"$T/verify.py" <<'EOF'
-# verify.py REGION BACKING BOOTSECTOR NONCE_LO NONCE_HI LAST SUPER LOG0: the
-# disk holds exactly what writer.S wrote, records 1..LAST (layout: writer.S).
+# verify.py REGION BACKING BOOTSECTOR NONCE_LO NONCE_HI LAST SUPER LOG0 [crashed]:
+# the disk holds exactly what writer.S wrote, records 1..LAST (layout:
+# writer.S); "crashed": the guest died mid-record (m6), between writing record
+# LAST to the log and to the super sector, so SUPER may hold LAST - 1.
 # REGION is the start of the disk as the appliance serves it; BACKING the
 # appliance's file: its start must be the same bytes, and beyond REGION it
 # must hold nothing but zeros (its data extents are read, holes are zero).
 import errno, os, struct, sys
 region, backing, boot = sys.argv[1], sys.argv[2], sys.argv[3]
 lo, hi, last, SUPER, LOG0 = int(sys.argv[4], 16), int(sys.argv[5], 16), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+crashed = sys.argv[9:] == ["crashed"]
 data = open(region, "rb").read()
 boot = open(boot, "rb").read()
 zero = bytes(512)
@@ -266,7 +281,7 @@ for lba in range(1, len(data) // 512):
         bad("lost" if s == zero else "overwritten by something else", lba, "want record %d" % want)
     elif not r[0]:
         bad("another run's record", lba, "record %d" % r[1])
-    elif r[1] != want:
+    elif r[1] != want and not (crashed and lba == SUPER and r[1] == last - 1):
         bad("wrong record (replayed or misplaced)", lba, "record %d, want %d" % (r[1], want))
     elif r[2] != lba:
         bad("misdirected", lba, "record %d was meant for LBA %d" % (r[1], r[2]))
@@ -334,36 +349,56 @@ holder() { # the host's lease identity for this kind of disk
 	esac
 }
 
-# split_case (WRITER_SPLIT=cont|recover, after m1; reproducers, not part of
-# the default run): h2 -> h1 where the destination runs, and writes, and then
-# the migration is rolled back.  The destination has written records the
-# source's RAM does not know about; a source resumed now executes them a
-# second time, which its guest notices (status 5 or 6).
-#   cont: the connection to the destination's QEMU drops right after the
-#      companion's `cont` reached it (remote_cmd is a wrapper whose qmp-relay
-#      to the armed socket forwards `cont`, loses every answer from then on
-#      and hangs up a second later);
-#   recover: the companion and the destination die a second after the
-#      journal's dest-running step; `recover` finishes or undoes.
-split_case() {
-	local s
-	if [ "$WRITER_SPLIT" = recover ]; then
-		mig m5 h2 h1 completed "dest-running:sleep 1; kill -KILL \$(cat $T/h1/$VM.qmp.pid); kill -KILL \$RINGSTOR_MIGRATE_PID"
-		"$MIGRATE" recover --journal "$JOURNAL" >"$T/$KIND-r5.out" 2>&1
-		echo "recover: exit $?"
-		sed 's/^/    /' "$T/$KIND-r5.out"
-	else
-		echo "$T/h1/$VM.qmp" >"$T/drop-after-cont"
-		mig m5 h2 h1 completed
-		rm -f "$T/drop-after-cont"
-	fi
-	echo "$KIND m5: h2: $(qstatus "$T/h2/$VM.qmp"), guest $(gstate h2); lease $(lease)"
-	if [ "$(qstatus "$T/h2/$VM.qmp")" = running ]; then
-		sleep 2
-		read -r _ s _ <<<"$(gstate h2)"
-		[ "$s" = 5 ] || [ "$s" = 6 ] && guest_dup h2 "$s"
-	fi
-	ok "$KIND m5: the source was not resumed after its destination ran"
+# split_cases (the last kind, after m4): m5 and m6 (see the top).  Leaves
+# S1_M6 (h1's last record when it stopped) and S2 empty (only the disk knows
+# the last record); no QEMU runs afterwards.
+split_cases() {
+	local e S0 s
+	e=$(lease | cut -d' ' -f3)
+	# m5: the answer to cont lost; the destination runs: migrated
+	echo "$T/h1/$VM.qmp" >"$T/drop-after-cont"
+	migrate_ok m5 h2 h1 completed $((e + 1))
+	rm -f "$T/drop-after-cont"
+	grep -q "asked again, the destination runs: going on" "$T/$KIND-m5.out" ||
+		fail "$KIND m5: the lost answer to cont did not happen or was not noticed"
+	ok "$KIND m5: the answer to cont lost: h1 runs, asked again: migrated, h2 not resumed"
+
+	# m6: the destination and the companion die after dest-running, once
+	# the guest on h2 has written 20 more records (its super sector, read
+	# from the appliance's file: the QMP sockets are the companion's;
+	# 10 s at most); recover
+	cat >"$T/kill-after-writes.sh" <<EOF
+#!/bin/bash
+n() { python3 -c 'import struct, sys
+f = open(sys.argv[1], "rb"); f.seek(int(sys.argv[2]) * 512 + 16); print(struct.unpack("<I", f.read(4))[0])' "$img" $SUPER; }
+s=\$(n) end=\$((SECONDS + 10))
+while [ \$SECONDS -lt \$end ] && [ "\$(n)" -lt \$((s + 20)) ]; do sleep 0.05; done
+kill -KILL \$(cat "$T/h2/$VM.qmp.pid")
+EOF
+	read -r S0 _ <<<"$(gstate h1)"
+	mig m6 h1 h2 completed "dest-running:bash $T/kill-after-writes.sh; kill -KILL \$RINGSTOR_MIGRATE_PID"
+	expect "$KIND m6: exit" $RC 137
+	"$MIGRATE" recover --journal "$JOURNAL" >"$T/$KIND-r6.out" 2>&1
+	RC=$?
+	sed 's/^/    /' "$T/$KIND-r6.out"
+	expect "$KIND m6: recover exit" $RC 3
+	grep -q "> finish" "$T/$KIND-r6.out" || fail "$KIND m6: recover did not decide to finish"
+	grep -q "NOT ROLLING BACK" "$T/$KIND-r6.out" || fail "$KIND m6: recover did not say why it stops"
+	pid_alive "$T/h2/$VM.qmp.pid" && fail "$KIND m6: h2's QEMU runs (the hook did not kill it)"
+	expect "$KIND m6: source after recover" "$(qstatus "$T/h1/$VM.qmp")" postmigrate
+	expect "$KIND m6: lease" "$(lease)" "true $(holder h2) $((e + 2))"
+	read -r S1_M6 s _ <<<"$(gstate h1)"
+	[ "$s" = 5 ] || [ "$s" = 6 ] && guest_dup h1 "$s"
+	sleep 1
+	[ "$(gstate h1 | cut -d' ' -f1)" = "$S1_M6" ] && [ "$(qstatus "$T/h1/$VM.qmp")" = postmigrate ] ||
+		fail "$KIND m6: h1's copy runs again"
+	# the operator: the VM crashed with h2; h1's copy is stale: stop it
+	qmp "$T/h1/$VM.qmp" quit >/dev/null
+	for _ in $(seq 100); do pid_alive "$T/h1/$VM.qmp.pid" || break; sleep 0.1; done
+	pid_alive "$T/h1/$VM.qmp.pid" && fail "$KIND m6: h1's QEMU did not quit"
+	S2=
+	ok "$KIND m6: destination gone after it ran: recover undid nothing (exit 3), h1 stayed paused at record" \
+		"$S1_M6 (from $S0), the lease stayed with h2"
 }
 
 # ---- one VM per kind of disk
@@ -388,8 +423,6 @@ run_kind() {
 	# (the companion acquires the free lease for h1, then moves it: any epoch)
 	migrate_ok m1 h1 h2 completed any
 	E1=$(lease | cut -d' ' -f3)
-
-	[ -n "${WRITER_SPLIT:-}" ] && { split_case; return; }
 
 	# m2: h2 -> h1, the destination killed after the lease moved: the source resumes
 	read -r S0 _ <<<"$(gstate h2)"
@@ -432,24 +465,48 @@ run_kind() {
 		e=$((e + 2))
 	done
 
-	# stop it: a key; the guest finishes its record and halts
-	qmp "$T/h2/$VM.qmp" send-key '{"keys": [{"type": "qcode", "data": "ret"}]}' >/dev/null || fail "send-key"
-	for _ in $(seq 50); do
-		read -r S2 s _ <<<"$(gstate h2)"
-		[ "$s" = 2 ] && break
-		sleep 0.1
-	done
-	expect "$KIND: guest status after the key (2 = stopped)" "$s" 2
-	qmp "$T/h2/$VM.qmp" quit >/dev/null
-	for _ in $(seq 100); do pid_alive "$T/h2/$VM.qmp.pid" || break; sleep 0.1; done
-	pid_alive "$T/h2/$VM.qmp.pid" && fail "$KIND: QEMU did not quit"
+	local nmig=$((1 + 2 * ${WRITER_ROUNDS:-1}))
+	if [ "$KIND" = "${KINDS##* }" ]; then
+		split_cases
+		nmig=$((nmig + 2))
+	else
+		# stop it: a key; the guest finishes its record and halts
+		qmp "$T/h2/$VM.qmp" send-key '{"keys": [{"type": "qcode", "data": "ret"}]}' >/dev/null || fail "send-key"
+		for _ in $(seq 50); do
+			read -r S2 s _ <<<"$(gstate h2)"
+			[ "$s" = 2 ] && break
+			sleep 0.1
+		done
+		expect "$KIND: guest status after the key (2 = stopped)" "$s" 2
+		qmp "$T/h2/$VM.qmp" quit >/dev/null
+		for _ in $(seq 100); do pid_alive "$T/h2/$VM.qmp.pid" || break; sleep 0.1; done
+		pid_alive "$T/h2/$VM.qmp.pid" && fail "$KIND: QEMU did not quit"
+	fi
 
 	# the disk, read back through the appliance (the region the guest writes in)
 	rm -f "$T/$KIND.read"
 	NX "$NS_H1" qemu-img dd -f raw -O raw bs=1M count=$REGION_MB if="$URL" of="$T/$KIND.read" 2>"$T/dd.err" ||
 		{ cat "$T/dd.err"; fail "$KIND: qemu-img dd from $URL"; }
+	local crashed=
+	if [ -z "$S2" ]; then
+		# after m6 only the disk knows the last record: the super
+		# sector's, or the next one if the guest died after writing it
+		# to the log (verify.py then checks that records 1..S2 are all
+		# there, once, and nothing else)
+		S2=$(python3 -c 'import struct, sys
+d = open(sys.argv[1], "rb").read(); SUPER, LOG0 = int(sys.argv[2]), int(sys.argv[3])
+def seq(lba):
+    s = d[lba * 512:(lba + 1) * 512]
+    return struct.unpack_from("<I", s, 16)[0] if s[:8] == b"RSWRITER" else 0
+n = seq(SUPER)
+print(n + 1 if n and seq(LOG0 + n) == n + 1 else n)' "$T/$KIND.read" $SUPER $LOG0)
+		crashed=crashed
+		[ "$S2" -gt "$S1_M6" ] ||
+			fail "$KIND m6: the disk's last record $S2 is not beyond h1's $S1_M6: h2 did not write (the case proves nothing)"
+		ok "$KIND m6: h2 wrote records $((S1_M6 + 1))..$S2 before it died, which h1's memory does not know"
+	fi
 	# shellcheck disable=SC2086
-	python3 "$T/verify.py" "$T/$KIND.read" "$img" "$T/writer-$KIND.bin" $nonce "$S2" $SUPER $LOG0 >"$T/$KIND.verify" 2>&1
+	python3 "$T/verify.py" "$T/$KIND.read" "$img" "$T/writer-$KIND.bin" $nonce "$S2" $SUPER $LOG0 $crashed >"$T/$KIND.verify" 2>&1
 	RC=$?
 	sed 's/^/    /' "$T/$KIND.verify"
 	[ $RC -eq 0 ] || fail "$KIND: the disk does not hold exactly records 1..$S2"
@@ -466,7 +523,7 @@ PY
 	grep -q "^lost: 1 sector" "$T/$KIND.verify2" && grep -q "^wrong record.*LBA $SUPER: record 1, want $S2" "$T/$KIND.verify2" ||
 		{ cat "$T/$KIND.verify2"; fail "$KIND: the check did not name the lost and the replayed write"; }
 	rm -f "$T/$KIND.read"
-	ok "$KIND: $S2 records over $((1 + 2 * ${WRITER_ROUNDS:-1})) migrations and a rollback, none lost, torn," \
+	ok "$KIND: $S2 records over $nmig migrations and a rollback, none lost, torn," \
 		"replayed or duplicated; the appliance serves what its file holds"
 
 	# and a second copy of the VM (booted again from this disk) notices at

@@ -117,9 +117,9 @@ static void drop_strv(char ***v, size_t *n, const char *s)
 
 /* Each case mutates a fresh (src, dst, vm) triple. */
 struct env {
-	struct probe_host src, dst, src2;
+	struct probe_host src, dst, src2, dst2;
 	struct vm_spec vm;
-	bool use_vm, use_src2;
+	bool use_vm, use_src2, use_dst2;
 };
 
 typedef void (*mutate_fn)(struct env *e);
@@ -233,6 +233,88 @@ static void writer_common(struct env *e, bool stable_diff_too)
 }
 static void m_writer(struct env *e) { writer_common(e, false); }
 static void m_writer_and_difference(struct env *e) { writer_common(e, true); }
+/* The second probes, as preflight takes them when the first fingerprints
+ * differ: the destination again (dst2), then the source again (src2), one
+ * after the other.  img_w(k, v): img_a with sample k's second byte set to v. */
+static const unsigned char *img_w(struct env *e, unsigned k, unsigned char v, unsigned char *buf)
+{
+	memcpy(buf, img_a, IMG_SIZE);
+	if (v)
+		buf[e->src.disks[0].fp.sp.off[k] + 1] = v;
+	return buf;
+}
+static void reprobe(struct env *e, const unsigned char *s1, const unsigned char *d1, const unsigned char *d2,
+		    const unsigned char *s2)
+{
+	assert_int_equal(fingerprint_buffer(s1, IMG_SIZE, &e->src.disks[0].fp), 0);
+	assert_int_equal(fingerprint_buffer(d1, IMG_SIZE, &e->dst.disks[0].fp), 0);
+	assert_int_equal(fingerprint_buffer(d2, IMG_SIZE, &e->dst2.disks[0].fp), 0);
+	assert_int_equal(fingerprint_buffer(s2, IMG_SIZE, &e->src2.disks[0].fp), 0);
+	e->use_src2 = e->use_dst2 = true;
+}
+static unsigned char ib1[IMG_SIZE], ib2[IMG_SIZE], ib3[IMG_SIZE];
+/* The false FAIL: the VM writes sample 3 once, after the destination's
+ * first read and before the source's (both run at once), then never
+ * again.  Re-probed in turn, everything matches: PASS. */
+static void m_write_between_first_probes(struct env *e)
+{
+	reprobe(e, img_w(e, 3, 0x77, ib1), img_a, ib1, ib1);
+}
+/* ... the same, with only the first destination probe and a second source
+ * probe (the old order): sample 3 looks stable on the source and different
+ * on the destination.  This is why the destination is probed again. */
+static void m_write_between_first_probes_old_order(struct env *e)
+{
+	m_write_between_first_probes(e);
+	e->use_dst2 = false;
+}
+/* The VM keeps writing sample 3 during the re-probe: WARN. */
+static void m_writing_during_reprobe(struct env *e)
+{
+	reprobe(e, img_w(e, 3, 1, ib1), img_a, img_w(e, 3, 2, ib2), img_w(e, 3, 3, ib3));
+}
+/* Sample 7 stable on the source, different on the destination in both of
+ * its probes (the VM writes sample 3 meanwhile): a real difference. */
+static void m_reprobe_real_difference(struct env *e)
+{
+	static unsigned char d[IMG_SIZE];
+	img_w(e, 3, 1, ib1);
+	img_w(e, 3, 2, ib2);
+	memcpy(d, ib2, IMG_SIZE);
+	d[e->src.disks[0].fp.sp.off[7]] ^= 1;
+	memcpy(ib3, img_a, IMG_SIZE);
+	ib3[e->src.disks[0].fp.sp.off[7]] ^= 1;
+	reprobe(e, ib1, ib3, d, img_w(e, 3, 3, ib3));
+}
+/* The destination's first read matched, its second (between two equal
+ * source reads) does not: real. */
+static void m_reprobe_second_dst_read_differs(struct env *e)
+{
+	static unsigned char d[IMG_SIZE];
+	img_w(e, 3, 1, ib1);
+	memcpy(d, ib1, IMG_SIZE);
+	d[e->src.disks[0].fp.sp.off[9]] ^= 1;
+	reprobe(e, ib1, img_a, d, ib1);
+}
+/* Same NAA, other data (two appliances with one configuration), re-probed:
+ * still a FAIL, every sample stable and different. */
+static void m_reprobe_other_content(struct env *e)
+{
+	reprobe(e, img_a, img_b, img_b, img_a);
+}
+/* Every sample changed on the source between its probes: nothing can be
+ * compared, FAIL with advice. */
+static void m_reprobe_all_changing(struct env *e)
+{
+	static unsigned char s1[IMG_SIZE], s2[IMG_SIZE];
+	memcpy(s1, img_a, IMG_SIZE);
+	memcpy(s2, img_a, IMG_SIZE);
+	for (unsigned k = 0; k < e->src.disks[0].fp.sp.n; k++) {
+		s1[e->src.disks[0].fp.sp.off[k]] ^= 1;
+		s2[e->src.disks[0].fp.sp.off[k]] ^= 2;
+	}
+	reprobe(e, s1, img_a, img_a, s2);
+}
 static void m_content_changed_no_second_probe(struct env *e)
 {
 	static unsigned char img_c[IMG_SIZE];
@@ -349,6 +431,13 @@ static const struct {
 	{ "plan differs", m_plan_differs, "fingerprint[0]", CHECK_FAIL, "different sample plans", 1 },
 	{ "VM writing", m_writer, "fingerprint[0]", CHECK_WARN, "1 of 66 samples changed on the source", 0 },
 	{ "VM writing + real difference", m_writer_and_difference, "fingerprint[0]", CHECK_FAIL, "stable on the source (first at offset", 1 },
+	{ "one write between the first probes, re-probed in turn", m_write_between_first_probes, "fingerprint[0]", CHECK_PASS, "same content in all 66 samples when probed again", 0 },
+	{ "one write between the first probes, old order", m_write_between_first_probes_old_order, "fingerprint[0]", CHECK_FAIL, "differs in 1 of 66 samples that are stable", 1 },
+	{ "VM writing during the re-probe", m_writing_during_reprobe, "fingerprint[0]", CHECK_WARN, "1 of 66 samples changed on the source", 0 },
+	{ "re-probed, real difference", m_reprobe_real_difference, "fingerprint[0]", CHECK_FAIL, "1 of 66 samples that are stable on the source (first at offset", 1 },
+	{ "re-probed, second destination read differs", m_reprobe_second_dst_read_differs, "fingerprint[0]", CHECK_FAIL, "differs in 1 of 66 samples that are stable", 1 },
+	{ "re-probed, other content", m_reprobe_other_content, "fingerprint[0]", CHECK_FAIL, "differs in 66 of 66 samples that are stable", 1 },
+	{ "re-probed, every sample changing", m_reprobe_all_changing, "fingerprint[0]", CHECK_FAIL, "every sample changed on the source", 1 },
 	{ "changed, no second probe", m_content_changed_no_second_probe, "fingerprint[0]", CHECK_FAIL, "pause it and re-run", 1 },
 	{ "arch differs", m_arch, "arch", CHECK_FAIL, "destination is aarch64", 1 },
 	{ "arch unknown", m_arch_unknown, "arch", CHECK_WARN, "unknown on the source", 0 },
@@ -380,12 +469,14 @@ static void test_rules_table(void **state)
 		base_host(&e.src);
 		base_host(&e.dst);
 		base_host(&e.src2);
+		base_host(&e.dst2);
 		base_vm(&e.vm);
 		e.use_vm = true;
-		e.use_src2 = false;
+		e.use_src2 = e.use_dst2 = false;
 		cases[k].fn(&e);
 		struct check_list cl = {0};
-		compare_probes(&e.src, &e.dst, e.use_vm ? &e.vm : NULL, e.use_src2 ? &e.src2 : NULL, &cl);
+		compare_probes(&e.src, &e.dst, e.use_vm ? &e.vm : NULL, e.use_dst2 ? &e.dst2 : NULL,
+			       e.use_src2 ? &e.src2 : NULL, &cl);
 		const struct check *c = check_find(&cl, cases[k].check);
 		if (!c)
 			fail_msg("case '%s': no check %s", cases[k].what, cases[k].check);
@@ -408,6 +499,7 @@ static void test_rules_table(void **state)
 		probe_host_free(&e.src);
 		probe_host_free(&e.dst);
 		probe_host_free(&e.src2);
+		probe_host_free(&e.dst2);
 		vm_spec_free(&e.vm);
 	}
 }
@@ -420,7 +512,7 @@ static void test_error_disk_skips_other_disk_checks(void **state)
 	base_host(&d);
 	set_str(&d.disks[0].error, "login failed");
 	struct check_list cl = {0};
-	compare_probes(&s, &d, NULL, NULL, &cl);
+	compare_probes(&s, &d, NULL, NULL, NULL, &cl);
 	assert_null(check_find(&cl, "identity[0]"));
 	assert_null(check_find(&cl, "fingerprint[0]"));
 	assert_non_null(check_find(&cl, "identity[1]"));

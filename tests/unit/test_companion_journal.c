@@ -65,6 +65,27 @@ static const struct decide_case cases[] = {
 	{ "lease returned", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("rollback") S("dest-stopped") TBACK(0, 6),
 	  RECOVER_UNDO },
 	{ "rollback with a transfer in doubt", UP_TO_SWITCH TBEGIN(0, 4) S("rollback"), RECOVER_UNDO_RETURN },
+	/* the go sent to the destination (cont / virsh resume / xl unpause):
+	 * its guest may have written since, so never undo -- unless a
+	 * rollback found it provably unused (dest-unused) */
+	{ "cont sent", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("completed") S("dest-cont-sent"), RECOVER_FINISH },
+	{ "cont sent, then a rollback began (old journal)", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+	  S("rollback"), RECOVER_FINISH },
+	{ "cont sent, in doubt", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent") S("in-doubt"),
+	  RECOVER_FINISH },
+	{ "cont sent, in doubt, recover again", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent") S("in-doubt")
+	  S("recover") S("in-doubt"), RECOVER_FINISH },
+	{ "dest running, then a rollback began", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+	  S("dest-running") S("rollback") S("dest-stopped"), RECOVER_FINISH },
+	{ "cont sent, dest unused, rollback", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent") S("dest-unused")
+	  S("rollback"), RECOVER_UNDO_RETURN },
+	{ "cont sent, dest unused, lease returned", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+	  S("dest-unused") S("rollback") S("dest-stopped") TBACK(0, 6), RECOVER_UNDO },
+	{ "cont sent, dest unused, rolled back", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+	  S("dest-unused") S("rollback") S("dest-stopped") TBACK(0, 6) S("source-resumed") S("rolled-back"),
+	  RECOVER_NOTHING },
+	{ "dest unused without a rollback yet", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+	  S("dest-unused"), RECOVER_FINISH },
 	{ "recover record is informational", UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("recover"), RECOVER_FINISH },
 	/* a torn last record: its step never started */
 	{ "torn transfer-begin", UP_TO_SWITCH "{\"step\":\"transfer-be", RECOVER_UNDO },
@@ -115,6 +136,8 @@ static void test_replay_state(void **state)
 	assert_int_equal(st.epoch[1], 9);
 	assert_true(st.transferred[0]);
 	assert_false(st.transferred[1]);
+	assert_false(st.dest_cont_sent);
+	assert_false(st.dest_unused);
 	assert_int_equal(st.new_epoch[0], 4);
 	assert_true(st.returned[0]);
 	assert_int_equal(st.returned_epoch[0], 5);
@@ -123,6 +146,28 @@ static void test_replay_state(void **state)
 	assert_string_equal(st.last, "source-checked");
 	assert_int_equal(st.nsteps, 8);
 	assert_false(st.torn_tail);
+	journal_state_free(&st);
+}
+
+static void test_replay_go(void **state)
+{
+	(void)state;
+	const char *t = UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) "{\"step\":\"dest-cont-sent\",\"cmd\":\"cont\"}\n";
+	struct journal_state st;
+	char err[256];
+	const char *why = NULL;
+	assert_int_equal(journal_replay(t, strlen(t), &st, err, sizeof(err)), 0);
+	assert_true(st.dest_cont_sent);
+	assert_false(st.dest_unused);
+	assert_false(st.dest_running);
+	assert_int_equal(journal_decide(&st, &why), RECOVER_FINISH);
+	assert_non_null(strstr(why, "cont was sent"));
+	journal_state_free(&st);
+	const char *t2 = UP_TO_SWITCH TBEGIN(0, 4) TDONE(0, 5) S("dest-cont-sent")
+		"{\"step\":\"dest-unused\",\"state\":\"paused\",\"writes\":0}\n" S("rollback");
+	assert_int_equal(journal_replay(t2, strlen(t2), &st, err, sizeof(err)), 0);
+	assert_true(st.dest_cont_sent && st.dest_unused && st.rollback);
+	assert_int_equal(journal_decide(&st, &why), RECOVER_UNDO_RETURN);
 	journal_state_free(&st);
 }
 
@@ -235,6 +280,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions),
 		cmocka_unit_test(test_replay_state),
+		cmocka_unit_test(test_replay_go),
 		cmocka_unit_test(test_replay_rejects),
 		cmocka_unit_test(test_write_and_read_back),
 	};

@@ -122,8 +122,11 @@ static const char fake_hv[] =
 	"    esac\n"
 	"    move;;\n"
 	"virsh:resume|xl:unpause) log resume; inj resume\n"
-	"    [ \"$(cat \"$st\" 2>/dev/null)\" = paused ] || { echo 'error: not paused' >&2; exit 1; }; echo running >\"$st\"\n"
-	"    rm -f \"$D/inactive-$h\";;\n"
+	"    [ \"$(cat \"$st\" 2>/dev/null)\" = paused ] || { echo 'error: not paused' >&2; exit 1; }\n"
+	"    case ${RESUME_MODE:-ok}:$h in vanish:hostB) rm -f \"$st\" \"$D/inactive-$h\" \"$D/iqn-$h\"\n"
+	"        echo 'error: the domain crashed' >&2; exit 1;; esac\n"
+	"    echo running >\"$st\"; rm -f \"$D/inactive-$h\"\n"
+	"    case ${RESUME_MODE:-ok}:$h in late:hostB) echo 'error: lost the answer' >&2; exit 1;; esac;;\n"
 	"virsh:destroy|xl:destroy) log destroy; rm -f \"$st\" \"$D/inactive-$h\" \"$D/iqn-$h\";;\n"
 	"virsh:domjobabort) log abort;;\n"
 	"*) echo \"fake: unknown $me $cmd\" >&2; exit 2;;\n"
@@ -233,12 +236,18 @@ static const struct vcase cases[] = {
 	  "hostA:migrate->hostB adm:transfer->" B " hostB:migrate->hostA hostA:resume", "running", "", A " 5" },
 	{ "transfer refused, migration back fails", "running", NULL, "REFUSE_TO=" B ";FAIL_CMD=hostB:migrate", NULL, 3,
 	  "hostA:migrate->hostB adm:transfer->" B " hostB:migrate->hostA", "", "paused", A " 5" },
-	{ "resume on the destination fails: lease back, migrated back", "running", NULL, "FAIL_CMD=hostB:resume", NULL, 1,
-	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A " hostB:migrate->hostA hostA:resume",
-	  "running", "", A " 7" },
-	{ "resume and the resume on the source fail", "running", NULL, "FAIL_CMD=hostB:resume hostA:resume", NULL, 3,
-	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A " hostB:migrate->hostA hostA:resume",
-	  "paused", "", A " 7" },
+	/* once resume/unpause was sent the domain may have run on the
+	 * destination and written: never undone (the lease stays there, the
+	 * source is not resumed); recover resumes it there */
+	{ "resume on the destination fails: nothing undone, exit 3; recover resumes it there", "running", NULL,
+	  "FAIL_CMD=hostB:resume", NULL, 3,
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume", "", "paused", B " 6",
+	  0, "hostB:resume", "finish" },
+	{ "resume reports a failure but the domain runs: going on", "running", NULL, "RESUME_MODE=late", NULL, 0,
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume", "", "running", B " 6" },
+	{ "the domain dies at its resume on the destination: exit 3, the source not resumed", "running", NULL,
+	  "RESUME_MODE=vanish", NULL, 3,
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume", "", "", B " 6" },
 	/* the companion killed; recover decides */
 	{ "killed at migrating", "running", NULL, "", "migrating", 137,
 	  "", "running", "", A " 5",
@@ -255,9 +264,13 @@ static const struct vcase cases[] = {
 	{ "killed in a rollback after the refused transfer", "running", NULL, "REFUSE_TO=" B, "rollback", 137,
 	  "hostA:migrate->hostB adm:transfer->" B, "", "paused", A " 5",
 	  0, "hostB:migrate->hostA hostA:resume", "undo-return-lease" },
-	{ "killed after the lease went back", "running", NULL, "FAIL_CMD=hostB:resume", "lease-returned", 137,
-	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A, "", "paused", A " 7",
-	  0, "hostB:migrate->hostA hostA:resume", "undo" },
+	{ "killed after the resume was sent (before it ran): recover resumes it there", "running", NULL, "",
+	  "dest-cont-sent", 137, "hostA:migrate->hostB adm:transfer->" B, "", "paused", B " 6",
+	  0, "hostB:resume", "finish" },
+	{ "killed after the resume, the domain died: recover undoes nothing", "running", NULL, "",
+	  "dest-running:rm -f $HV_DIR/state-hostB;", 137,
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume", "", "", B " 6",
+	  3, "", "finish" },
 	/* libvirt with QEMU < 10: a domain that arrived paused cannot be
 	 * migrated back (QEMU would abort and the guest be lost), so the
 	 * way out is forward: the lease to the destination, resume there */
@@ -271,10 +284,11 @@ static const struct vcase cases[] = {
 	{ "QEMU 7.2: killed in the rollback of a refused transfer: recover finishes", "running", NULL, "REFUSE_TO=" B,
 	  "rollback", 137, "hostA:migrate->hostB adm:transfer->" B, "", "paused", A " 5",
 	  0, "adm:transfer->" B " hostB:resume", "undo-return-lease", "7.2.0", true },
-	{ "QEMU 7.2: resume fails: lease back, waits paused; recover finishes", "running", NULL,
+	{ "QEMU 7.2: resume fails: nothing undone, waits paused with the lease; recover finishes", "running", NULL,
 	  "FAIL_CMD=hostB:resume", NULL, 3,
-	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume adm:transfer->" A, "", "paused", A " 7",
-	  0, "adm:transfer->" B " hostB:resume", "undo", "7.2.0", true },
+	  "hostA:migrate->hostB adm:transfer->" B " hostB:resume", "", "paused", B " 6",
+	  0, "hostB:resume", "finish", "7.2.0", true },
+
 	/* the domain's iSCSI disk logs in as another name than the source's
 	 * lease identity: refused before the lease is taken */
 	{ "iSCSI disk logging in as QEMU's default name: refused", "running", NULL, "DUMP_IQN=", NULL, 1,
@@ -306,6 +320,7 @@ static void apply_env(const char *env)
 	unsetenv("FAIL_CMD");
 	unsetenv("REFUSE_TO");
 	unsetenv("DUMP_IQN");
+	unsetenv("RESUME_MODE");
 	char buf[256];
 	snprintf(buf, sizeof(buf), "%s", env);
 	for (char *s = strtok(buf, ";"); s; s = strtok(NULL, ";")) {
@@ -420,9 +435,11 @@ static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		apply_env(k->env);
+		setenv("HV_DIR", dir, 1);
 		if (k->hook) {
-			char h[128];
-			snprintf(h, sizeof(h), "%s:kill -KILL $RINGSTOR_MIGRATE_PID", k->hook);
+			char h[256];
+			/* "STEP" or "STEP:COMMAND;": then the companion is killed */
+			snprintf(h, sizeof(h), "%s%s kill -KILL $RINGSTOR_MIGRATE_PID", k->hook, strchr(k->hook, ':') ? "" : ":");
 			setenv("RINGSTOR_MIGRATE_TEST_HOOK", h, 1);
 		}
 		FILE *f = fopen(p, "w");
@@ -449,6 +466,7 @@ static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 		fail_msg("%s [%s]: lease '%s', want 'true %s'", drv, k->name, read_text("lease"), k->lease);
 	if (!k->hook && !k->recover_action)
 		return;
+	bool want_one_running = k->recover_rc == 0;
 
 	/* recover, in a clean environment (no injected faults) */
 	snprintf(p, sizeof(p), "%s/log", dir);
@@ -488,6 +506,14 @@ static void run_case(bool libvirt, const struct vcase *k, size_t idx)
 	snprintf(a_copy, sizeof(a_copy), "%s", a);
 	const char *b = read_text("state-hostB");
 	bool on_b = strcmp(b, "running") == 0;
+	if (!want_one_running) {
+		/* recover refused to undo: the source was not resumed and the
+		 * lease stayed where it was */
+		if (on_a || strcmp(read_text("lease"), k->lease[0] ? (snprintf(p, sizeof(p), "true %s", k->lease), p) : "") != 0)
+			fail_msg("%s [%s]: after a refused recover hostA '%s', lease '%s'", drv, k->name, a_copy,
+				 read_text("lease"));
+		return;
+	}
 	if (on_a == on_b)
 		fail_msg("%s [%s]: after recover hostA '%s', hostB '%s': want exactly one running", drv, k->name, a_copy, b);
 	char l[64];
